@@ -181,14 +181,20 @@ def apply_override(raw: dict, text: str) -> None:
     key against the schema first so a typo is an error, not a silently ignored setting."""
     keys, value = _parse_override(text)
     schema: Any = SCHEMA
+    free_form = None  # index of the key holding a free-form mapping (criterion.kwargs, optimizer.kwargs)
     for i, key in enumerate(keys):
+        if isinstance(schema, tuple) and dict in schema[0]:
+            free_form = i - 1
+            break  # any sub-key of a free-form mapping is accepted (the builder validates it)
         if not isinstance(schema, dict) or key not in schema:
             raise ConfigError(f"override {text!r}: unknown key '{'.'.join(keys[:i + 1])}'")
         schema = schema[key]
     node = raw
-    for key in keys[:-1]:
+    for i, key in enumerate(keys[:-1]):
         if not isinstance(node.get(key), dict):
-            node[key] = {}
+            # A free-form mapping absent from the file starts from its default, so overriding
+            # optimizer.kwargs.lr keeps the default momentum and weight decay.
+            node[key] = copy.deepcopy(schema[1]) if i == free_form else {}
         node = node[key]
     node[keys[-1]] = value
     # An override of a common key applies to every section that merged it.
@@ -204,11 +210,13 @@ def resolve_config(raw: dict, source: str = "<config>", overrides: list[str] | N
         raise ConfigError(f"{source}: a config must be a mapping")
     for key in CLI_KEYS:
         raw.pop(key, None)
-    for text in overrides or []:
-        apply_override(raw, text)
+    # Sections absent from the file inherit ``common`` before overrides, so an override that creates
+    # the section (e.g. train_param.seed=1) does not lose num_kpts.
     for section in ("structure", "train_param", "test_param"):
         if section not in raw and isinstance(raw.get("common"), dict):
             raw[section] = dict(raw["common"])
+    for text in overrides or []:
+        apply_override(raw, text)
     if "structure" not in raw:
         raise ConfigError(f"{source}: missing section 'structure'")
     config = {}

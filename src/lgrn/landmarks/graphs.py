@@ -74,35 +74,57 @@ def laplacian_matrix(edges: np.ndarray, num_landmarks: int) -> np.ndarray:
     return lap.astype(np.float32)
 
 
-def topk_graph(landmarks: np.ndarray, k: int = 3) -> np.ndarray:
-    """Derive a top-k graph from training shapes ``[N, K, 2]`` by the paper's rule.
-
-    C = (|corr(x)| + |corr(y)|) / 2 over the N shapes; each row keeps its k+1 largest entries (itself
-    included), giving k directed rows per landmark sorted by descending correlation. Returns ``[K*k, 2]``.
-    """
+def landmark_correlation(landmarks: np.ndarray) -> np.ndarray:
+    """The paper's relatedness matrix ``[K, K]`` of training shapes ``[N, K, 2]``:
+    ``C = (|corr(x)| + |corr(y)|) / 2`` (Pearson over the N shapes). A coordinate that never varies has
+    no defined correlation and counts as 0."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.ndim != 3 or landmarks.shape[2] != 2:
-        raise ValueError(f"topk_graph expects landmarks [N, K, 2], got shape {landmarks.shape}")
-    n, num_landmarks, _ = landmarks.shape
-    if n < 2:
-        raise ValueError("topk_graph needs at least 2 shapes to compute correlations")
-    if not 1 <= k < num_landmarks:
-        raise ValueError(f"k must be in 1..{num_landmarks - 1}, got {k}")
+        raise ValueError(f"expected landmarks [N, K, 2], got shape {landmarks.shape}")
+    if landmarks.shape[0] < 2:
+        raise ValueError("correlations need at least 2 shapes")
+    if not np.isfinite(landmarks).all():
+        raise ValueError("landmarks contain non-finite coordinates")
     with np.errstate(invalid="ignore", divide="ignore"):
         cx = np.corrcoef(landmarks[:, :, 0], rowvar=False)
         cy = np.corrcoef(landmarks[:, :, 1], rowvar=False)
     corr = (np.abs(np.nan_to_num(cx)) + np.abs(np.nan_to_num(cy))) / 2.0
-    np.fill_diagonal(corr, np.inf)  # self is always among the k+1 kept entries
+    np.fill_diagonal(corr, 1.0)
+    return corr
+
+
+def topk_graph_weighted(landmarks: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_graph` plus the correlation of every row: ``(edges [K*k, 2], weights [K*k])``, the
+    content of a ``98pts_top3.txt``-style file."""
+    corr = landmark_correlation(landmarks)
+    num_landmarks = corr.shape[0]
+    if not 1 <= k < num_landmarks:
+        raise ValueError(f"k must be in 1..{num_landmarks - 1}, got {k}")
+    ranking = corr.copy()
+    np.fill_diagonal(ranking, np.inf)  # self is always among the k+1 kept entries
     edges = []
     for i in range(num_landmarks):
-        order = np.argsort(-corr[i], kind="stable")
-        neighbours = [j for j in order if j != i][:k]
-        edges.extend((i, j) for j in neighbours)
-    return np.asarray(edges, dtype=np.int64)
+        order = np.argsort(-ranking[i], kind="stable")  # ties: lower index first
+        edges.extend((i, int(j)) for j in order[1:k + 1])
+    edges_arr = np.asarray(edges, dtype=np.int64)
+    return edges_arr, corr[edges_arr[:, 0], edges_arr[:, 1]]
+
+
+def topk_graph(landmarks: np.ndarray, k: int = 3) -> np.ndarray:
+    """Derive a top-k graph from training shapes ``[N, K, 2]`` by the paper's rule.
+
+    C = (|corr(x)| + |corr(y)|) / 2 over the N shapes; each row keeps its k+1 largest entries (itself
+    included), giving k directed rows per landmark sorted by descending correlation. Returns ``[K*k, 2]``;
+    :func:`topk_graph_weighted` also returns the correlations.
+    """
+    return topk_graph_weighted(landmarks, k)[0]
 
 
 def write_edges(path: str | Path, edges: np.ndarray, weights: np.ndarray | None = None) -> None:
     """Write an edge list in the release's ``i j w`` format."""
-    weights = np.ones(len(edges)) if weights is None else np.asarray(weights)
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    weights = np.ones(len(edges)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(weights) != len(edges):
+        raise ValueError(f"write_edges: {len(edges)} edges but {len(weights)} weights")
     lines = [f"{int(i)} {int(j)} {float(w):.15g}" for (i, j), w in zip(edges, weights)]
     Path(path).write_text("\n".join(lines) + "\n")

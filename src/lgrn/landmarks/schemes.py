@@ -6,6 +6,7 @@ Built-in schemes: ``wflw98``, ``300w68``, ``cofw29``. A user-defined scheme is a
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,12 @@ def load_scheme_file(path: str | Path) -> Scheme:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"scheme file not found: {path}")
-    data = yaml.safe_load(path.read_text())
+    text = path.read_text()
+    try:
+        # JSON for .json (its errors carry line numbers); YAML otherwise, always the safe loader.
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot parse the scheme file: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a scheme file must hold a mapping")
     allowed = {"name", "num_landmarks", "flip_pairs", "inter_ocular", "inter_pupil", "subsets", "graph",
@@ -191,13 +197,20 @@ def load_scheme_file(path: str | Path) -> Scheme:
     for key in ("name", "num_landmarks", "inter_ocular", "graph"):
         if key not in data:
             raise ValueError(f"{path}: missing required key '{key}'")
+    if not isinstance(data["name"], str) or not data["name"]:
+        raise ValueError(f"{path}: 'name' must be a non-empty string, got {data['name']!r}")
     num_landmarks = data["num_landmarks"]
-    if not isinstance(num_landmarks, int) or num_landmarks < 2:
+    if isinstance(num_landmarks, bool) or not isinstance(num_landmarks, int) or num_landmarks < 2:
         raise ValueError(f"{path}: 'num_landmarks' must be an integer >= 2, got {num_landmarks!r}")
     pairs = []
-    for pair in data.get("flip_pairs") or []:
-        a, b = _index_list(pair, path, "flip_pairs", num_landmarks)
-        pairs.append((a, b))
+    flip_pairs = data.get("flip_pairs") or []
+    if not isinstance(flip_pairs, list):
+        raise ValueError(f"{path}: 'flip_pairs' must be a list of [a, b] pairs")
+    for pair in flip_pairs:
+        indices = _index_list(pair, path, "flip_pairs", num_landmarks)
+        if len(indices) != 2 or indices[0] == indices[1]:
+            raise ValueError(f"{path}: 'flip_pairs' entries must be two different indices [a, b], got {pair!r}")
+        pairs.append((indices[0], indices[1]))
     perm = _perm_from_pairs(num_landmarks, pairs)
     if any(perm[perm[i]] != i for i in range(num_landmarks)):
         raise ValueError(f"{path}: 'flip_pairs' list an index twice (the flip must be an involution)")
@@ -211,22 +224,30 @@ def load_scheme_file(path: str | Path) -> Scheme:
     def graph(key: str) -> np.ndarray:
         value = data[key]
         if isinstance(value, str):
-            return read_edges(path.parent / value, num_landmarks)
+            edge_file = path.parent / value
+            if not edge_file.is_file():
+                raise ValueError(f"{path}: '{key}' names the edge list {edge_file}, which does not exist")
+            return read_edges(edge_file, num_landmarks)
         try:
             edges = np.asarray(value, dtype=np.int64).reshape(-1, 2)
         except (TypeError, ValueError):
             raise ValueError(f"{path}: '{key}' must be a file name or a list of [i, j] rows") from None
         if edges.size == 0 or edges.min() < 0 or edges.max() >= num_landmarks:
             raise ValueError(f"{path}: '{key}' indices must lie in 0..{num_landmarks - 1}")
+        if (edges[:, 0] == edges[:, 1]).any():
+            raise ValueError(f"{path}: '{key}' has a self-loop row {edges[edges[:, 0] == edges[:, 1]][0].tolist()}")
         return edges
 
     graphs = {"graph": graph("graph")}
     if "laplacian_graph" in data:
         graphs["laplacian"] = graph("laplacian_graph")
+    subsets = data.get("subsets") or []
+    if not isinstance(subsets, list) or not all(isinstance(x, str) for x in subsets):
+        raise ValueError(f"{path}: 'subsets' must be a list of names, got {subsets!r}")
     io = side_pair("inter_ocular")
     return Scheme(
         name=str(data["name"]), num_landmarks=num_landmarks, flip_permutation=perm,
         inter_ocular=io, inter_pupil=side_pair("inter_pupil") if "inter_pupil" in data else io,
-        subsets=tuple(str(s) for s in data.get("subsets") or ()),
+        subsets=tuple(subsets),
         gcn_graphs=graphs, default_gcn_graph="graph",
         laplacian_graph="laplacian" if "laplacian" in graphs else "graph")

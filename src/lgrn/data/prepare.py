@@ -1,0 +1,296 @@
+"""`lgrn prepare`: official WFLW / 300-W / COFW releases -> the processed layout the shipped configs read
+(L-GRN.md §5.1): ``OUT/{train,test}/Image/<name>`` face crops plus ``{train,test}_<K>pt.txt`` lists, the
+test subset flags ``test_<K>pt_attr.txt`` (WFLW, 300W) and a crop sidecar ``*_crops.jsonl`` recording,
+per name, the original image and the 2x3 original->crop matrix. Crops follow PFLD's rule used for the
+release's data: a square of side ``scale`` (1.2) x the larger side of the ground-truth landmark box,
+centred on it, black outside the image, resized to ``size`` (256). Re-running skips crops already on
+disk with the same transform and rewrites the lists atomically; faces that cannot be used (unreadable
+image, non-finite landmarks, degenerate box) are skipped and summarised.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..geometry import apply_affine, compose_affine, crop_matrix, invert_affine, square_crop_box, warp
+from .readers import (CropRecord, crops_path_for, format_release_line, read_300w, read_cofw, read_crops,
+                      read_wflw_official, read_wflw_subset_lists, write_crops, write_text_atomic)
+from .readers.wflw import WFLW_ATTRIBUTES
+from .sample import Sample
+
+__all__ = ["main", "prepare_split", "cut_crop", "SplitReport"]
+
+
+@dataclass
+class SplitReport:
+    """What :func:`prepare_split` did: faces listed, crops written / reused, faces skipped with reasons."""
+
+    split: str
+    listed: int = 0
+    written: int = 0
+    reused: int = 0
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        text = (f"{self.split}: {self.listed} face(s) listed ({self.written} crop(s) written, "
+                f"{self.reused} already up to date)")
+        for reason, names in self.skipped.items():
+            shown = ", ".join(names[:5]) + (f", ... (+{len(names) - 5})" if len(names) > 5 else "")
+            text += f"\n  skipped {len(names)}: {reason}: {shown}"
+        return text
+
+
+def read_image_bgr(path: str | Path) -> np.ndarray | None:
+    """BGR uint8 [H, W, 3] (grayscale, alpha and 16-bit normalised by OpenCV), or None if unreadable.
+    EXIF orientation is ignored: annotations refer to the stored pixel grid (as MATLAB and PIL read it)."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread on Windows
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+
+
+def cut_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Warp ``image`` with ``matrix`` (original -> crop pixels) into ``size`` x ``size``, bilinear, black
+    outside. When the crop shrinks the face, the image is first reduced with INTER_AREA (anti-aliasing); the
+    reduction's exact affine is folded in, so the result still follows ``matrix`` to the sub-pixel."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale >= 1.0:
+        return warp(image, matrix, size)
+    height, width = image.shape[:2]
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    fx, fy = new_w / width, new_h / height
+    # cv2.resize maps pixel centres by x_small = (x + 0.5) * fx - 0.5
+    to_small = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5]])
+    return warp(small, compose_affine(matrix, invert_affine(to_small)), size)
+
+
+def _write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int) -> None:
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(suffix, image, params)
+    if not ok:
+        raise OSError(f"could not encode {path} as {suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare_split(samples: Sequence[Sample], out_dir: str | Path, list_name: str, originals: Sequence[str],
+                  size: int = 256, scale: float = 1.2, with_visibility: bool = False,
+                  subsets: Sequence[str] | None = None, jpeg_quality: int = 95, progress: bool = True,
+                  split: str = "") -> SplitReport:
+    """Cut the crops of ``samples`` into ``out_dir/Image/<name>`` and write ``out_dir/<list_name>`` (+ the
+    ``_attr`` file when ``subsets`` is given, + the ``_crops.jsonl`` sidecar). ``originals[i]`` is the
+    original image of sample i as recorded in the sidecar (relative to the dataset root).
+    ``with_visibility`` adds the 2K weights (= visibility) to each line, as the COFW lists have."""
+    from tqdm import tqdm
+
+    if len(originals) != len(samples):
+        raise ValueError(f"{len(samples)} samples but {len(originals)} original paths")
+    out_dir = Path(out_dir)
+    image_dir = out_dir / "Image"
+    list_path = out_dir / list_name
+    sidecar = crops_path_for(list_path)
+    previous = read_crops(sidecar) if sidecar.is_file() else {}
+    report = SplitReport(split or list_path.stem)
+    done: dict[str, CropRecord] = {}
+    lines: list[str] = []
+    attr_lines: list[str] = []
+    cache: tuple[str, np.ndarray | None] = ("", None)  # faces of one image are usually consecutive
+    try:
+        for sample, original in tqdm(list(zip(samples, originals)), desc=f"prepare {report.split}",
+                                     disable=not progress, unit="face"):
+            if with_visibility and sample.visibility is None:
+                raise ValueError(f"{sample.source}: no visibility to write into {list_name}")
+            landmarks = np.asarray(sample.landmarks, dtype=np.float64)
+            if not np.all(np.isfinite(landmarks)):
+                report.skipped.setdefault("landmarks with NaN or infinity", []).append(sample.name)
+                continue
+            box = square_crop_box(landmarks, scale) if np.ptp(landmarks, axis=0).max() > 0 else None
+            if box is None:
+                reason = "degenerate landmark box (all landmarks at one point)"
+                report.skipped.setdefault(reason, []).append(sample.name)
+                continue
+            matrix = crop_matrix(box, size)
+            target = image_dir / sample.name
+            old = previous.get(sample.name)
+            up_to_date = (target.is_file() and old is not None and old.size == size and old.original == original
+                          and np.allclose(old.matrix, matrix, rtol=0, atol=1e-9))
+            if up_to_date:
+                report.reused += 1
+            else:
+                if sample.image is not None:
+                    image = sample.image
+                else:
+                    if cache[0] != str(sample.image_path):
+                        cache = (str(sample.image_path), read_image_bgr(sample.image_path))
+                    image = cache[1]
+                if image is None:
+                    report.skipped.setdefault("unreadable or missing image", []).append(str(sample.image_path))
+                    continue
+                _write_image_atomic(target, cut_crop(image, matrix, size), jpeg_quality)
+                report.written += 1
+            done[sample.name] = CropRecord(sample.name, original, matrix, size)
+            lines.append(format_release_line(sample.name, apply_affine(landmarks, matrix),
+                                             sample.visibility if with_visibility else None))
+            if subsets is not None:
+                missing = [subset for subset in subsets if subset not in sample.attributes]
+                if missing:
+                    raise ValueError(f"{sample.source}: no {missing} flag(s) for the attribute file")
+                flags = [str(int(sample.attributes[subset])) for subset in subsets]
+                attr_lines.append(" ".join(flags + [sample.name]))
+    except BaseException:
+        # Keep the sidecar describing the crops on disk, so an interrupted run resumes where it stopped.
+        write_crops(sidecar, {**previous, **done}.values())
+        raise
+    report.listed = len(lines)
+    write_text_atomic(list_path, lines)
+    if subsets is not None:
+        write_text_atomic(list_path.with_name(list_path.stem + "_attr.txt"), attr_lines)
+    write_crops(sidecar, done.values())
+    return report
+
+
+def _relative(path: str | Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _wflw(root: Path, out: Path, run: Callable[..., SplitReport]) -> list[SplitReport]:
+    annotations = root / "WFLW_annotations"
+    list_dir = annotations / "list_98pt_rect_attr_train_test"
+    images = root / "WFLW_images"
+    if not images.is_dir():
+        raise FileNotFoundError(f"WFLW: image folder not found: {images} (expected the official WFLW_images/)")
+    reports = []
+    for split in ("train", "test"):
+        source = list_dir / f"list_98pt_rect_attr_{split}.txt"
+        if not source.is_file():
+            print(f"WFLW: {source} not found: skipping the {split} split")
+            continue
+        samples = read_wflw_official(source, images, check_images=False, allow_nan=True)
+        if split == "test":
+            _check_subset_lists(annotations, samples)
+        originals = [_relative(s.image_path, root) for s in samples]
+        reports.append(run(samples, out / split, f"{split}_98pt.txt", originals,
+                           subsets=WFLW_ATTRIBUTES if split == "test" else None, split=split))
+    return reports
+
+
+def _check_subset_lists(annotations: Path, samples: list[Sample]) -> None:
+    """Cross-check the six flags against the official per-subset lists when they are present."""
+    if not (annotations / "list_98pt_test").is_dir():
+        return
+    try:
+        members = read_wflw_subset_lists(annotations, samples)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"WFLW: subset lists not checked: {err}")
+        return
+    for attribute, names in members.items():
+        flagged = {s.name for s in samples if s.attributes.get(attribute)}
+        if flagged != set(names):
+            print(f"WFLW: subset {attribute}: the flags mark {len(flagged)} face(s), the subset list "
+                  f"{len(names)}; the attribute file follows the flags")
+
+
+def _300w(root: Path, out: Path, run: Callable[..., SplitReport]) -> list[SplitReport]:
+    reports = []
+    for split, reader_split, subsets in (("train", "train", None), ("test", "full", ("common", "challenging"))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                samples = read_300w(root, reader_split, allow_nan=True)
+            except FileNotFoundError as err:
+                print(f"300W: skipping the {split} split: {err}")
+                continue
+        for warning in caught:
+            print(f"300W: {warning.message}")
+        originals = [_relative(s.image_path, root) for s in samples]
+        reports.append(run(samples, out / split, f"{split}_68pt.txt", originals, subsets=subsets, split=split))
+    return reports
+
+
+def _cofw(root: Path, out: Path, run: Callable[..., SplitReport]) -> list[SplitReport]:
+    reports = []
+    for split in ("train", "test"):
+        candidates = [root / f"COFW_{split}_color.mat", root / f"COFW_{split}.mat"]
+        mat = next((p for p in candidates if p.is_file()), None)
+        if mat is None:
+            print(f"COFW: neither {candidates[0].name} nor {candidates[1].name} in {root}: skipping the {split} split")
+            continue
+        samples = read_cofw(mat, split, allow_nan=True)
+        originals = [f"{_relative(mat, root)}:{i + 1}" for i in range(len(samples))]
+        reports.append(run(samples, out / split, f"{split}_29pt.txt", originals, with_visibility=True, split=split))
+    return reports
+
+
+DATASETS = {"wflw": _wflw, "300w": _300w, "cofw": _cofw}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lgrn prepare", description="Turn an official dataset release into the processed crop layout "
+        "(OUT/{train,test}/Image + lists) that the shipped configs read.")
+    parser.add_argument("dataset", choices=sorted(DATASETS), help="which official release ROOT holds")
+    parser.add_argument("--root", required=True, type=Path,
+                        help="the release folder (e.g. WFLW with WFLW_images/ and WFLW_annotations/; "
+                        "300W with lfpw/ helen/ afw/ ibug/; COFW with the .mat files)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder, e.g. data/WFLW")
+    parser.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
+    parser.add_argument("--scale", type=float, default=1.2,
+                        help="crop side / larger side of the landmark box (default 1.2, PFLD's rule)")
+    parser.add_argument("--jpeg-quality", type=int, default=95, help="quality of .jpg crops (default 95)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.size < 8:
+        parser.error(f"--size must be at least 8, got {args.size}")
+    if not args.scale > 0:
+        parser.error(f"--scale must be positive, got {args.scale}")
+    if not 0 <= args.jpeg_quality <= 100:
+        parser.error(f"--jpeg-quality must lie in 0..100, got {args.jpeg_quality}")
+    if not args.root.is_dir():
+        print(f"lgrn prepare: --root {args.root} is not a folder", file=sys.stderr)
+        return 2
+
+    def run(samples, out_dir, list_name, originals, **kwargs) -> SplitReport:
+        return prepare_split(samples, out_dir, list_name, originals, size=args.size, scale=args.scale,
+                             jpeg_quality=args.jpeg_quality, progress=not args.no_progress, **kwargs)
+
+    try:
+        reports = DATASETS[args.dataset](args.root, args.out, run)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"lgrn prepare: {err}", file=sys.stderr)
+        return 1
+    if not reports:
+        print(f"lgrn prepare: nothing to prepare in {args.root}", file=sys.stderr)
+        return 1
+    for report in reports:
+        print(report.summary())
+    empty = [r.split for r in reports if r.listed == 0]
+    if empty:
+        print(f"lgrn prepare: no usable face in split(s) {', '.join(empty)} (see the reasons above)",
+              file=sys.stderr)
+        return 1
+    print(f"done: {args.out}")
+    return 0

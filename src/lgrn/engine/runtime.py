@@ -1,0 +1,144 @@
+"""Run-time plumbing shared by training and evaluation: device choice, the bf16 / channels_last
+switches, seeding and RNG state capture (as weights_only-safe plain types), rank-0 logging and
+atomic file writes.
+
+Everything here is small and side-effect free apart from what its name says, so the trainer and
+the evaluator read top to bottom without device or logging boilerplate.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+LOGGER_NAME = "lgrn"
+logger = logging.getLogger(LOGGER_NAME)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error (bug 2: the
+    release hard-wires CUDA)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train_param.device is 'cuda' but torch.cuda.is_available() is False; "
+                           "use device: auto or cpu")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device(name)
+
+
+def autocast_context(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
+    """bf16 autocast on cpu or cuda when ``amp: bf16``; a no-op context otherwise."""
+    if amp is None:
+        return contextlib.nullcontext()
+    if amp != "bf16":
+        raise ValueError(f"train_param.amp must be null or bf16, got {amp!r}")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def to_device_images(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Move a float image batch ``[B, C, H, W]`` to the device, channels_last when asked."""
+    images = images.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (the release seeds nothing, bug 17)."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """RNG states as tensors / lists so ``torch.load(weights_only=True)`` reads them back."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": np_state[0], "state": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state["key"], np_state["state"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    py_state = state["python"]
+    random.setstate((py_state["version"], tuple(py_state["state"]), py_state["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temp file beside ``path`` and rename it over ``path`` only when
+    ``write`` succeeded, so a failed report never destroys the previous one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+@contextlib.contextmanager
+def run_logging(expname: Path | None, is_main: bool, filename: str = "train.log") -> Iterator[logging.Logger]:
+    """Log INFO to stderr (and ``expname/filename``) on rank 0; other ranks log warnings only.
+
+    Handlers are removed on exit so repeated in-process runs (tests) do not duplicate lines."""
+    handlers: list[logging.Handler] = []
+    previous_level = logger.level
+    if is_main:
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(fmt)
+        handlers.append(stream)
+        if expname is not None:
+            expname.mkdir(parents=True, exist_ok=True)
+            file_handler = logging.FileHandler(expname / filename)
+            file_handler.setFormatter(fmt)
+            handlers.append(file_handler)
+        logger.setLevel(logging.INFO)
+    else:
+        logger.setLevel(logging.WARNING)
+    for handler in handlers:
+        logger.addHandler(handler)
+    previous_propagate = logger.propagate
+    logger.propagate = False
+    try:
+        yield logger
+    finally:
+        for handler in handlers:
+            handler.flush()
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(previous_level)
+        logger.propagate = previous_propagate

@@ -1,0 +1,359 @@
+"""`lgrn predict INPUT --checkpoint CKPT --out DIR`: landmarks for an image, a folder of images (recursive,
+with a progress bar) or a video, written as ``landmarks.json`` (one record per face), ``landmarks.csv``,
+``summary.json`` and annotated images (``annotated/``) or an annotated video (``<stem>_annotated.mp4``).
+Faces come from the detector or from ``--boxes FILE``. In a video, faces are linked into tracks from
+frame to frame (box overlap) and each track is smoothed with a One Euro filter (``--no-smooth`` turns it
+off); the jitter (mean frame-to-frame landmark motion) is reported with and without smoothing.
+Unreadable files are skipped and listed in folder mode; a single unreadable image is an error.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .detect import HaarFaceDetector, as_boxes, box_iou
+from .export import IMAGE_SUFFIXES
+from .inference import FaceAligner, FaceLandmarks, ImageReadError, read_image
+from .smoothing import DEFAULT_BETA, DEFAULT_D_CUTOFF, DEFAULT_MIN_CUTOFF, OneEuroFilter, jitter
+
+__all__ = ["main", "read_boxes_file", "draw_landmarks", "VIDEO_SUFFIXES"]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+CHUNK = 16   # images decoded and sent through the network together
+
+
+def read_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Face boxes per image name from ``path``: JSON ``{name: [[x1, y1, x2, y2], ...]}`` (a single box may
+    be a flat list), lgrn's own ``landmarks.json`` (its ``faces`` records), or CSV / whitespace text with
+    rows ``name,x1,y1,x2,y2`` (several rows per name allowed, optional header). Names are matched against
+    the image's path relative to the input folder, its file name, or, for a video, the frame index;
+    ``"*"`` applies to every image / frame without its own entry."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"boxes file not found: {path}")
+    text = path.read_text()
+    boxes: dict[str, list] = {}
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        if isinstance(data, dict) and isinstance(data.get("faces"), list):
+            for i, record in enumerate(data["faces"]):
+                key = str(record["frame"]) if "frame" in record else record.get("image")
+                if key is None or "box" not in record:
+                    raise ValueError(f"{path}: faces[{i}] needs 'image' (or 'frame') and 'box'")
+                boxes.setdefault(key, []).append(record["box"])
+        elif isinstance(data, dict):
+            for key, value in data.items():
+                try:
+                    array = np.asarray(value, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}: boxes of {key!r} must be numbers, got {value!r}") from None
+                if array.size % 4:
+                    raise ValueError(f"{path}: boxes of {key!r} must be [x1, y1, x2, y2] lists, got {value!r}")
+                boxes[str(key)] = list(array.reshape(-1, 4))
+        else:
+            raise ValueError(f"{path}: expected a JSON object {{image name: boxes}}")
+    else:
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            fields = [f.strip() for f in (line.split(",") if "," in line else line.split())]
+            if not fields or not fields[0] or fields[0].startswith("#"):
+                continue
+            if len(fields) != 5:
+                raise ValueError(f"{path}:{line_no}: expected 5 fields (name, x1, y1, x2, y2), got {len(fields)}")
+            try:
+                values = [float(v) for v in fields[1:]]
+            except ValueError:
+                if line_no == 1:
+                    continue   # header row
+                raise ValueError(f"{path}:{line_no}: box values must be numbers, got {fields[1:]}") from None
+            boxes.setdefault(fields[0], []).append(values)
+    return {key: as_boxes(value, where=f"{path}: boxes of {key!r}") for key, value in boxes.items()}
+
+
+def _lookup(boxes: dict[str, np.ndarray] | None, *keys: str) -> np.ndarray | None:
+    if boxes is None:
+        return None
+    for key in keys + ("*",):
+        if key in boxes:
+            return boxes[key]
+    return np.zeros((0, 4))   # boxes were given, just not for this image: no face
+
+
+def draw_landmarks(image: np.ndarray, result: FaceLandmarks, landmarks: np.ndarray | None = None) -> np.ndarray:
+    """A copy of BGR ``image`` with each face's box (green) and landmarks (red dots) drawn."""
+    canvas = image.copy()
+    landmarks = result.landmarks if landmarks is None else landmarks
+    for box, points in zip(result.boxes, landmarks):
+        side = float(box[2] - box[0])
+        thickness = max(1, round(side / 150))
+        cv2.rectangle(canvas, (round(box[0]), round(box[1])), (round(box[2]), round(box[3])), (0, 255, 0), thickness)
+        for x, y in points:
+            cv2.circle(canvas, (round(float(x)), round(float(y))), max(1, round(side / 100)), (0, 0, 255), -1,
+                       cv2.LINE_AA)
+    return canvas
+
+
+def _record(name: str, index: int, result: FaceLandmarks, landmarks: np.ndarray | None = None,
+            **extra: Any) -> dict[str, Any]:
+    points = result.landmarks[index] if landmarks is None else landmarks
+    record = {"image": name, "face": index, **extra,
+              "box": [round(float(v), 3) for v in result.boxes[index]],
+              "crop_box": [round(float(v), 3) for v in result.crop_boxes[index]],
+              "landmarks": [[round(float(x), 3), round(float(y), 3)] for x, y in points]}
+    if landmarks is not None:
+        record["raw_landmarks"] = [[round(float(x), 3), round(float(y), 3)] for x, y in result.landmarks[index]]
+    return record
+
+
+def _write_outputs(out: Path, records: list[dict], scheme: str, num_landmarks: int, summary: dict) -> None:
+    video = any("frame" in r for r in records) or summary.get("mode") == "video"
+    (out / "landmarks.json").write_text(json.dumps({"scheme": scheme, "num_landmarks": num_landmarks,
+                                                    "faces": records}) + "\n")
+    with open(out / "landmarks.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        header = (["image", "face"] + (["frame", "time", "track"] if video else [])
+                  + ["box_x1", "box_y1", "box_x2", "box_y2"])
+        writer.writerow(header + [f"{axis}{k}" for k in range(num_landmarks) for axis in "xy"])
+        for r in records:
+            row = [r["image"], r["face"]] + ([r["frame"], r["time"], r["track"]] if video else []) + r["box"]
+            writer.writerow(row + [v for point in r["landmarks"] for v in point])
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def _annotated_path(out: Path, name: str) -> Path:
+    target = out / "annotated" / name
+    # formats cv2.imwrite always has; others (TIFF, WebP, 16-bit PNG sources...) get a .png twin
+    writable = target.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp")
+    return target if writable else target.with_name(target.name + ".png")
+
+
+def _predict_images(aligner: FaceAligner, files: list[Path], names: list[str], out: Path, boxes: Any,
+                    annotate: bool, single: bool, progress: bool) -> tuple[list[dict], dict]:
+    from tqdm import tqdm
+
+    records: list[dict] = []
+    unreadable: list[dict] = []
+    no_face: list[str] = []
+    bar = tqdm(total=len(files), unit="image", disable=not progress or single, desc="lgrn predict")
+    for start in range(0, len(files), CHUNK):
+        images, kept = [], []
+        for path, name in zip(files[start:start + CHUNK], names[start:start + CHUNK]):
+            try:
+                images.append(read_image(path))
+                kept.append(name)
+            except ImageReadError as exc:
+                if single:
+                    raise
+                unreadable.append({"file": str(path), "reason": str(exc)})
+        given = [_lookup(boxes, name, Path(name).name) for name in kept]
+        results = aligner.predict(images, boxes=given, color="bgr") if images else []
+        for image, name, result in zip(images, kept, results):
+            records.extend(_record(name, i, result) for i in range(len(result)))
+            if not len(result):
+                no_face.append(name)
+            if annotate:
+                target = _annotated_path(out, name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(target), draw_landmarks(image, result))
+        bar.update(len(files[start:start + CHUNK]))
+    bar.close()
+    summary = {"mode": "image" if single else "folder", "images": len(files) - len(unreadable),
+               "faces": len(records), "images_without_faces": no_face, "unreadable": unreadable}
+    return records, summary
+
+
+class _Track:
+    def __init__(self, track_id: int, smoother: OneEuroFilter | None) -> None:
+        self.id, self.smoother = track_id, smoother
+        self.last_frame, self.last_box = -1, None
+        self.raw: list[tuple[int, np.ndarray, float]] = []        # (frame, landmarks, crop side)
+        self.smoothed: list[np.ndarray] = []
+
+
+def _video_jitter(tracks: list[_Track]) -> dict[str, float]:
+    """Mean frame-to-frame landmark motion over consecutive frames of every track, raw and smoothed."""
+    motions: dict[str, list[float]] = {"raw": [], "smoothed": [], "raw_rel": [], "smoothed_rel": []}
+    for track in tracks:
+        for (f0, a, side), (f1, b, _), s0, s1 in zip(track.raw, track.raw[1:], track.smoothed, track.smoothed[1:]):
+            if f1 - f0 != 1:
+                continue
+            for key, p, q in (("raw", a, b), ("smoothed", s0, s1)):
+                value = jitter(np.stack([p, q]))
+                motions[key].append(value)
+                motions[key + "_rel"].append(value / side)
+    mean = {k: (float(np.mean(v)) if v else 0.0) for k, v in motions.items()}
+    return {"frame_pairs": len(motions["raw"]), "jitter_raw_px": mean["raw"], "jitter_smoothed_px": mean["smoothed"],
+            "jitter_raw_pct_face": 100 * mean["raw_rel"], "jitter_smoothed_pct_face": 100 * mean["smoothed_rel"]}
+
+
+def _predict_video(aligner: FaceAligner, path: Path, out: Path, boxes: Any, annotate: bool, progress: bool,
+                   smooth: dict | None, max_frames: int | None) -> tuple[list[dict], dict]:
+    from tqdm import tqdm
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ImageReadError(f"cannot open video {path}")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    fps = fps if 0 < fps < 1000 else 30.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    writer, tracks, records, frame_index = None, [], [], 0
+    bar = tqdm(total=min(total, max_frames) if total and max_frames else total, unit="frame",
+               disable=not progress, desc=f"lgrn predict {path.name}")
+    done = False
+    while not done:
+        frames = []
+        while len(frames) < CHUNK:
+            ok, frame = capture.read()
+            if not ok or (max_frames is not None and frame_index + len(frames) >= max_frames):
+                done = True
+                break
+            frames.append(frame)
+        if not frames:
+            break
+        given = [_lookup(boxes, str(frame_index + i)) for i in range(len(frames))]
+        results = aligner.predict(frames, boxes=given, color="bgr")
+        for frame, result in zip(frames, results):
+            smoothed = _track_faces(tracks, result, frame_index, fps, smooth)
+            for i, (track, points) in enumerate(smoothed):
+                records.append(_record(path.name, i, result, points, frame=frame_index,
+                                       time=round(frame_index / fps, 4), track=track.id))
+            if annotate:
+                if writer is None:
+                    writer = _open_writer(out / f"{path.stem}_annotated.mp4", fps, frame.shape[1], frame.shape[0])
+                shown = np.array([p for _, p in smoothed]) if smoothed else result.landmarks
+                writer.write(draw_landmarks(frame, result, shown))
+            frame_index += 1
+        bar.update(len(frames))
+    bar.close()
+    capture.release()
+    if writer is not None:
+        writer.release()
+    summary = {"mode": "video", "frames": frame_index, "fps": fps, "faces": len(records), "tracks": len(tracks),
+               "smoothing": smooth, **_video_jitter(tracks)}
+    return records, summary
+
+
+def _track_faces(tracks: list[_Track], result: FaceLandmarks, frame_index: int, fps: float,
+                 smooth: dict | None) -> list[tuple[_Track, np.ndarray]]:
+    """Link this frame's faces to the tracks of the previous frames (greedy, crop-box IoU >= 0.3, gap of at
+    most 5 frames) or start new ones, and smooth each face with its track's filter."""
+    live = [t for t in tracks if frame_index - t.last_frame <= 5 and t.last_box is not None]
+    iou = box_iou(result.crop_boxes, np.array([t.last_box for t in live])) if live and len(result) else None
+    assigned: list[_Track | None] = [None] * len(result)
+    taken: set[int] = set()
+    if iou is not None:
+        for flat in np.argsort(-iou, axis=None):
+            face, track = np.unravel_index(flat, iou.shape)
+            if iou[face, track] < 0.3:
+                break
+            if assigned[face] is None and track not in taken:
+                assigned[face], _ = live[track], taken.add(track)
+    out = []
+    for face in range(len(result)):
+        track = assigned[face]
+        if track is None:
+            track = _Track(len(tracks), OneEuroFilter(**smooth) if smooth else None)
+            tracks.append(track)
+        side = float(result.crop_boxes[face, 2] - result.crop_boxes[face, 0])
+        raw = result.landmarks[face].astype(np.float64)
+        points = track.smoother(raw, frame_index / fps, side) if track.smoother else raw
+        track.raw.append((frame_index, raw, side))
+        track.smoothed.append(points)
+        track.last_frame, track.last_box = frame_index, result.crop_boxes[face]
+        out.append((track, points.astype(np.float32)))
+    return out
+
+
+def _open_writer(path: Path, fps: float, width: int, height: int) -> Any:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():   # an OpenCV build without an MPEG-4 encoder: Motion-JPEG AVI always works
+        writer = cv2.VideoWriter(str(path.with_suffix(".avi")), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"cannot open a video writer for {path}")
+    return writer
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lgrn predict", description="Landmarks for an image, a folder or a video.")
+    p.add_argument("input", help="an image, a folder of images (searched recursively) or a video file")
+    p.add_argument("--checkpoint", required=True, help="lgrn checkpoint or exported .onnx model")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--boxes", help="face boxes file (JSON or CSV, see docs) instead of the face detector")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), help="default: from the checkpoint's file type")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--refine", type=int, default=0, help="re-crop around the predicted landmarks N times")
+    p.add_argument("--detector-angles", default="0", help="comma-separated in-plane angles the Haar detector "
+                   "scans, e.g. 0,-25,25 to find tilted faces (slower)")
+    p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels for the detector")
+    p.add_argument("--no-annotate", action="store_true", help="do not write annotated images / video")
+    p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
+    p.add_argument("--min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, help="One Euro min cutoff (Hz)")
+    p.add_argument("--beta", type=float, default=DEFAULT_BETA, help="One Euro speed coefficient (per face size/s)")
+    p.add_argument("--d-cutoff", type=float, default=DEFAULT_D_CUTOFF, help="One Euro speed cutoff (Hz)")
+    p.add_argument("--max-frames", type=int, help="video: stop after N frames")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _run(args: argparse.Namespace, source: Path, out: Path, angles: tuple[float, ...]) -> tuple[list, dict, Any]:
+    boxes = read_boxes_file(args.boxes) if args.boxes else None
+    aligner = FaceAligner.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
+                                          threads=args.threads, batch_size=args.batch_size, refine=args.refine,
+                                          detector=HaarFaceDetector(angles=angles, min_size=args.min_face))
+    out.mkdir(parents=True, exist_ok=True)
+    progress, annotate = not args.no_progress, not args.no_annotate
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        names = [p.relative_to(source).as_posix() for p in files]
+        records, summary = _predict_images(aligner, files, names, out, boxes, annotate, False, progress)
+    elif source.suffix.lower() in VIDEO_SUFFIXES:
+        smooth = None if args.no_smooth else {"min_cutoff": args.min_cutoff, "beta": args.beta,
+                                              "d_cutoff": args.d_cutoff}
+        records, summary = _predict_video(aligner, source, out, boxes, annotate, progress, smooth, args.max_frames)
+    else:
+        records, summary = _predict_images(aligner, [source], [source.name], out, boxes, annotate, True, progress)
+    return records, summary, aligner
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    source, out = Path(args.input), Path(args.out)
+    if not source.exists():
+        print(f"lgrn predict: error: input not found: {source}", file=sys.stderr)
+        return 2
+    try:
+        angles = tuple(float(a) for a in args.detector_angles.split(","))
+    except ValueError:
+        print(f"lgrn predict: error: --detector-angles must be numbers, got {args.detector_angles!r}", file=sys.stderr)
+        return 2
+    try:
+        records, summary, aligner = _run(args, source, out, angles)
+    except (ImageReadError, FileNotFoundError, ValueError) as exc:
+        # bad input (unreadable image, missing checkpoint, malformed boxes file...): the message names it
+        print(f"lgrn predict: error: {exc}", file=sys.stderr)
+        return 1
+    summary["checkpoint"] = str(args.checkpoint)
+    _write_outputs(out, records, aligner.scheme.name, aligner.scheme.num_landmarks, summary)
+    print(f"{summary.get('images', summary.get('frames'))} {'frame(s)' if summary['mode'] == 'video' else 'image(s)'},"
+          f" {summary['faces']} face record(s) -> {out / 'landmarks.json'}, {out / 'landmarks.csv'}")
+    if summary.get("unreadable"):
+        print(f"skipped {len(summary['unreadable'])} unreadable file(s):")
+        for item in summary["unreadable"]:
+            print(f"  {item['file']}: {item['reason']}")
+    if summary["mode"] == "video":
+        print(f"jitter (mean frame-to-frame landmark motion over {summary['frame_pairs']} frame pairs): raw "
+              f"{summary['jitter_raw_px']:.3f} px ({summary['jitter_raw_pct_face']:.2f}% of the face), smoothed "
+              f"{summary['jitter_smoothed_px']:.3f} px ({summary['jitter_smoothed_pct_face']:.2f}%)"
+              + (" [smoothing off]" if summary["smoothing"] is None else ""))
+    return 0

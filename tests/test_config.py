@@ -120,6 +120,10 @@ def test_overrides_are_validated_and_applied(tmp_path):
         load_config(path, ["train_param.batch_size=big"])
     with pytest.raises(ConfigError, match="'train_param.amp' must be null or bf16"):
         load_config(path, ["train_param.amp=fp8"])
+    with pytest.raises(ConfigError, match="refine_300W: true' is not supported"):
+        load_config(path, ["test_param.refine_300W=true"])
+    with pytest.raises(ConfigError, match="'test_param.norm' must be one of"):
+        load_config(path, ["test_param.norm=box"])
 
 
 def test_common_override_reaches_every_section_and_free_form_defaults():

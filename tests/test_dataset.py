@@ -157,6 +157,19 @@ def test_cache_gives_identical_items_and_is_reused(data_root, monkeypatch):
     assert fingerprint(plain.samples) == rebuilt.key
 
 
+def test_cache_dir_key_then_environment_then_default(data_root, monkeypatch):
+    monkeypatch.delenv("LGRN_CACHE_DIR", raising=False)
+    default = build_train_dataset(make_config(data_root, {"cache": True}), SCHEME, progress=False).dataset
+    assert default.cache.data_path.parent == data_root.resolve() / ".lgrn_cache"
+    monkeypatch.setenv("LGRN_CACHE_DIR", str(data_root / "from_env"))
+    from_env = build_train_dataset(make_config(data_root, {"cache": True}), SCHEME, progress=False).dataset
+    assert from_env.cache.data_path.parent == data_root / "from_env"
+    keyed = make_config(data_root, {"cache": True, "cache_dir": str(data_root / "from_key")})
+    from_key = build_train_dataset(keyed, SCHEME, progress=False).dataset
+    assert from_key.cache.data_path.parent == data_root / "from_key"
+    assert len(list((data_root / "from_key").glob("train_*.u8"))) == 1
+
+
 def test_pdb_modes(data_root):
     shapes = np.stack([s.landmarks for s in build_train_dataset(make_config(data_root), SCHEME).dataset.samples])
     factors = pdb_repeat_factors(shapes, 9)

@@ -13,6 +13,7 @@ from lgrn import load_config, metrics
 from lgrn.checkpoint import load_checkpoint
 from lgrn.engine.distributed import DistContext, EpochSampler, shard_indices
 from lgrn.engine.evaluate import apply_affines, evaluate, invert_affines
+from lgrn.engine.report import write_reports
 from lgrn.engine.runtime import atomic_write, atomic_write_text
 from lgrn.engine.schedule import lr_per_epoch
 from lgrn.engine.throughput import train_step_throughput
@@ -200,6 +201,27 @@ def test_report_numbers_agree_with_metrics_recomputed_from_lmk_txt(trained):
     assert occluded > 0 and np.isfinite(report["visibility"]["occluded_nme"])
     assert (exp / "ced.png").read_bytes()[:4] == b"\x89PNG"
     assert "| all |" in (exp / "analysis.md").read_text()
+    assert report["norm"] == "inter_ocular" and report["overall"]["nme_io"] == pytest.approx(nmes.mean(), rel=1e-5)
+
+
+def test_inter_pupil_norm_drives_the_report(trained, tmp_path):
+    exp, trainer, _, _ = trained
+    scheme = trainer.scheme
+    result = evaluate(trainer.model, trainer.data.test, scheme, torch.device("cpu"), 8, progress=False)
+    report = write_reports(result, tmp_path / "ip", scheme, norm="inter_pupil")
+    truth = np.stack([s.landmarks for s in trainer.data.test.samples])
+    nmes_ip = metrics.nme(result.predictions, truth, scheme, norm="inter_pupil")
+    nmes_io = metrics.nme(result.predictions, truth, scheme, norm="inter_ocular")
+    assert not np.allclose(nmes_ip, nmes_io)
+    assert report["norm"] == "inter_pupil"
+    assert report["overall"]["nme"] == pytest.approx(nmes_ip.mean(), rel=1e-5)
+    assert report["overall"]["fr"] == pytest.approx(metrics.failure_rate(nmes_ip))
+    assert report["overall"]["nme_io"] == pytest.approx(nmes_io.mean(), rel=1e-5)
+    listed = [float(line.split()[0]) for line in (tmp_path / "ip" / "nme.txt").read_text().splitlines()]
+    np.testing.assert_allclose(listed, nmes_io, rtol=1e-5)          # nme.txt stays the release's IO NME
+    assert "inter-pupil distance" in (tmp_path / "ip" / "analysis.md").read_text()
+    with pytest.raises(ValueError, match="test_param.norm must be one of"):
+        write_reports(result, tmp_path / "bad", scheme, norm="box")
 
 
 def test_validation_split_selects_the_best_and_the_test_report_comes_at_the_end(tmp_path):

@@ -59,8 +59,8 @@ class BenchOptions:
 def quick_options(**overrides) -> BenchOptions:
     """The ``--quick`` set: finishes in under a minute on a quiet 2-core CPU."""
     base = dict(models=("wflw-lgrn", "light-lgrn"), backends=("eager_fp32", "channels_last", "bf16", "ort_fp32"),
-                batches=(1,), head_batch=8, train_batch=8, train_steps=2, data_images=32, data_batch=16,
-                data_loader_workers=0, interpolations=("nearest", "bilinear"), min_seconds=0.3, warmup=1,
+                batches=(1,), head_batch=8, train_batch=8, train_steps=2, data_images=16, data_batch=8,
+                data_loader_workers=0, interpolations=("nearest", "bilinear"), min_seconds=0.2, warmup=1,
                 min_calls=3)
     base.update(overrides)
     return BenchOptions(**base)

@@ -51,6 +51,9 @@ def _torch_runner(model: torch.nn.Module, backend: str, images: torch.Tensor) ->
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     if backend == "compile":
+        # A fresh compiler cache per model and batch: otherwise the models compiled before exhaust
+        # dynamo's recompile limit and later ones silently run eager.
+        torch._dynamo.reset()
         model = torch.compile(model)
     autocast = backend == "bf16"
 

@@ -95,6 +95,7 @@ SCHEMA: dict[str, Any] = {
         "channels_last": ((bool,), False),
         "compile": ((bool,), False),
         "cache": ((bool,), False),                    # decoded uint8 memmap cache of the training images
+        "cache_dir": ((str, None), None),             # where the cache lives; None = $LGRN_CACHE_DIR or .lgrn_cache
         "augment_on": ((str,), "cpu"),                # cpu | gpu
         "max_iters_per_epoch": ((int, None), None),   # cap (tests, benchmarks); None = full epochs
     },
@@ -249,6 +250,10 @@ def _check_choices(config: dict, source: str) -> None:
         raise ConfigError(f"{source}: 'structure.gcn_param.edge_weights' must be static or dynamic")
     if config["train_param"]["amp"] not in (None, "bf16"):
         raise ConfigError(f"{source}: 'train_param.amp' must be null or bf16")
+    if config["test_param"]["refine_300W"]:
+        raise ConfigError(f"{source}: 'test_param.refine_300W: true' is not supported: the release's clamp to the "
+                          "non-padded image region is broken (its lower bounds are overwritten, L-GRN.md §9.16) "
+                          "and no shipped config enables it; leave it false")
     n = config["structure"]["num_kpts"]
     for section in ("train_param", "test_param"):
         if config[section]["num_kpts"] != n:

@@ -306,7 +306,7 @@ def _torch_numpy(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
 
 def _nme_on_test_set(networks: dict[str, Callable[[np.ndarray], np.ndarray]], config: dict, scheme: Any,
                      max_images: int | None, batch_size: int = 16) -> dict[str, float]:
-    """Mean NME (inter-ocular) of each network on the config's test set (first ``max_images``)."""
+    """Mean NME (``test_param.norm``) of each network on the config's test set (first ``max_images``)."""
     from .data.dataset import build_test_dataset
     from .metrics import nme
 
@@ -318,7 +318,8 @@ def _nme_on_test_set(networks: dict[str, Callable[[np.ndarray], np.ndarray]], co
         images = np.stack([np.asarray(item["image"], dtype=np.float32) for item in items])
         targets = np.stack([np.asarray(item["landmarks"], dtype=np.float64) for item in items])
         for name, network in networks.items():
-            errors[name].append(nme(np.asarray(network(images), dtype=np.float64), targets, scheme))
+            errors[name].append(nme(np.asarray(network(images), dtype=np.float64), targets, scheme,
+                                    norm=config["test_param"]["norm"]))
     return {name: float(np.concatenate(values).mean()) for name, values in errors.items()}
 
 

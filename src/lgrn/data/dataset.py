@@ -160,7 +160,10 @@ def _pdb_bins(is_pdb) -> int | None:
 
 
 def default_cache_dir(train_param: dict) -> Path:
-    """``$LGRN_CACHE_DIR`` when set, else ``.lgrn_cache`` beside the first training list file."""
+    """``train_param.cache_dir`` when set, else ``$LGRN_CACHE_DIR``, else ``.lgrn_cache`` beside the first
+    training list file."""
+    if train_param.get("cache_dir"):
+        return Path(train_param["cache_dir"])
     if os.environ.get("LGRN_CACHE_DIR"):
         return Path(os.environ["LGRN_CACHE_DIR"])
     return Path(train_param["train_source"].split()[0]).resolve().parent / ".lgrn_cache"

@@ -183,7 +183,8 @@ def evaluate_path(path: Path, expname: Path, config: dict | None, ctx: DistConte
                       progress=progress)
     if not ctx.is_main:
         return {}
-    return write_reports(result, expname, scheme, info, visualize=visualize, samples=dataset_samples(dataset))
+    return write_reports(result, expname, scheme, info, visualize=visualize, samples=dataset_samples(dataset),
+                         norm=tp["norm"])
 
 
 def _check_compatible(data_config: dict, model_config: dict, path: Path) -> None:

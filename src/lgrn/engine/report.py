@@ -24,6 +24,7 @@ from .runtime import atomic_write, atomic_write_text
 logger = logging.getLogger("lgrn")
 
 THRESHOLD = 0.1
+NORMS = ("inter_ocular", "inter_pupil")
 AUC_NOTE = ("AUC@0.1 'release' convention: CED sampled at t = 0.005..0.1 (20 points), trapezoid x 10, "
             "maximum 0.95; 'auc_exact' integrates the empirical CED from 0.")
 
@@ -53,14 +54,20 @@ def subset_masks(attributes: list[dict[str, int]], scheme: Any) -> dict[str, np.
     return masks
 
 
-def analysis(result: EvalResult, scheme: Any, info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The numbers of ``analysis.json``: overall and per-subset NME / FR@0.1 / AUC@0.1 (IO NME), the
-    mean IP NME, the visible/occluded split and the run ``info`` (checkpoint, selection rule...)."""
-    overall = metrics.summarize(result.nme_io, THRESHOLD)
+def analysis(result: EvalResult, scheme: Any, info: dict[str, Any] | None = None,
+             norm: str = "inter_ocular") -> dict[str, Any]:
+    """The numbers of ``analysis.json``: overall and per-subset NME / FR@0.1 / AUC@0.1 with the
+    ``norm`` normalisation (``test_param.norm``), the mean IO and IP NME, the visible/occluded split
+    and the run ``info`` (checkpoint, selection rule...)."""
+    if norm not in NORMS:
+        raise ValueError(f"test_param.norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    nmes = result.nme_io if norm == "inter_ocular" else result.nme_ip
+    overall = metrics.summarize(nmes, THRESHOLD)
+    overall["nme_io"] = float(np.mean(result.nme_io)) if len(result.nme_io) else float("nan")
     overall["nme_ip"] = float(np.mean(result.nme_ip)) if len(result.nme_ip) else float("nan")
-    report: dict[str, Any] = {**(info or {}), "scheme": scheme.name, "norm": "inter_ocular",
+    report: dict[str, Any] = {**(info or {}), "scheme": scheme.name, "norm": norm,
                               "threshold": THRESHOLD, "auc_convention": AUC_NOTE, "overall": overall,
-                              "subsets": metrics.subset_metrics(result.nme_io, subset_masks(result.attributes, scheme),
+                              "subsets": metrics.subset_metrics(nmes, subset_masks(result.attributes, scheme),
                                                                 THRESHOLD)}
     split = visibility_split(result, scheme)
     if split is not None:
@@ -79,14 +86,16 @@ def analysis_markdown(report: dict[str, Any]) -> str:
     for key in ("checkpoint", "model", "selection", "dataset", "epoch"):
         if key in report:
             lines.append(f"- {key}: {report[key]}")
-    lines += [f"- scheme: {report['scheme']}, NME normalised by the inter-ocular distance", "",
+    norm = report.get("norm", "inter_ocular").replace("_", "-")
+    lines += [f"- scheme: {report['scheme']}, NME normalised by the {norm} distance (test_param.norm)", "",
               "| set | images | NME (%) | FR@0.1 (%) | AUC@0.1 | AUC@0.1 exact |", "|---|---|---|---|---|---|"]
     rows = [("all", report["overall"])] + list(report["subsets"].items())
     for name, s in rows:
         lines.append(f"| {name} | {s['count']} | {_fmt(s.get('nme'), 100)} | {_fmt(s.get('fr'), 100, 2)} | "
                      f"{_fmt(s.get('auc'), 1, 4)} | {_fmt(s.get('auc_exact'), 1, 4)} |")
     lines.append("")
-    lines.append(f"Inter-pupil NME: {_fmt(report['overall'].get('nme_ip'), 100)} %.")
+    lines.append(f"Mean NME: inter-ocular {_fmt(report['overall'].get('nme_io'), 100)} %, "
+                 f"inter-pupil {_fmt(report['overall'].get('nme_ip'), 100)} %.")
     if "visibility" in report:
         v = report["visibility"]
         lines.append(f"NME on visible landmarks: {_fmt(v['visible_nme'], 100)} % ({v['visible_points']} points); "
@@ -95,7 +104,8 @@ def analysis_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float = THRESHOLD) -> Path:
+def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float = THRESHOLD,
+             norm: str = "inter_ocular") -> Path:
     """Cumulative error distribution of one or more per-image NME vectors, saved as a PNG (Agg
     canvas, no pyplot global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -111,7 +121,7 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float =
         axes.plot(grid, ced, label=f"{label} (NME {100 * np.mean(nmes):.2f}%)" if len(nmes) else label)
     axes.set_xlim(0, threshold)
     axes.set_ylim(0, 1)
-    axes.set_xlabel("NME (inter-ocular)")
+    axes.set_xlabel(f"NME ({norm.replace('_', '-')})")
     axes.set_ylabel("fraction of images")
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper left")
@@ -172,8 +182,9 @@ def _landmark_lines(landmarks: np.ndarray, names: list[str]) -> str:
 
 
 def write_reports(result: EvalResult, out_dir: str | Path, scheme: Any, info: dict[str, Any] | None = None,
-                  visualize: bool = False, samples: list | None = None) -> dict[str, Any]:
-    """Write every evaluation file into ``out_dir``; returns the analysis dict."""
+                  visualize: bool = False, samples: list | None = None, norm: str = "inter_ocular") -> dict[str, Any]:
+    """Write every evaluation file into ``out_dir``; returns the analysis dict. ``nme.txt`` keeps the
+    release's inter-ocular NME per image; ``analysis.*`` and ``ced.png`` use ``norm``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "nme.txt",
@@ -184,15 +195,16 @@ def write_reports(result: EvalResult, out_dir: str | Path, scheme: Any, info: di
         to_original = invert_affines(np.stack([result.original_matrices[i] for i in known]))
         original = apply_affines(result.predictions[known], to_original)
         atomic_write_text(out_dir / "lmk_original.txt", _landmark_lines(original, [result.names[i] for i in known]))
-    report = analysis(result, scheme, info)
+    report = analysis(result, scheme, info, norm)
     atomic_write_text(out_dir / "analysis.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out_dir / "analysis.md", analysis_markdown(report))
-    plot_ced({str((info or {}).get("model", "model")): result.nme_io}, out_dir / "ced.png")
+    plot_ced({str((info or {}).get("model", "model")): result.nme_io if norm == "inter_ocular" else result.nme_ip},
+             out_dir / "ced.png", norm=norm)
     if visualize:
         if samples is None:
             raise ValueError("--visualize needs a dataset with Sample records")
         save_visualisations(result, samples, out_dir / "vis_result")
     overall = report["overall"]
-    logger.info("ION: %.6f IPN: %.6f FR@0.1: %.4f AUC@0.1: %.4f (%d images) -> %s", overall["nme"],
-                overall["nme_ip"], overall["fr"], overall["auc"], overall["count"], out_dir)
+    logger.info("ION: %.6f IPN: %.6f FR@0.1: %.4f AUC@0.1: %.4f (%s, %d images) -> %s", overall["nme_io"],
+                overall["nme_ip"], overall["fr"], overall["auc"], norm, overall["count"], out_dir)
     return report

@@ -208,7 +208,8 @@ class Trainer:
             self._save(epoch + 1, is_best=is_best)
             if is_best and self.selection == "test" and self.ctx.is_main:
                 write_reports(result, self.expname, self.scheme, self._report_info(ckpt.BEST, epoch + 1),
-                              visualize=self.visualize, samples=dataset_samples(self.selection_set))
+                              visualize=self.visualize, samples=dataset_samples(self.selection_set),
+                              norm=self.config["test_param"]["norm"])
         if self.ctx.is_main:
             with open(self.expname / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
@@ -343,7 +344,8 @@ class Trainer:
                           self.ctx, channels_last=self.channels_last, progress=self.progress, desc="eval test")
         if self.ctx.is_main:
             write_reports(result, self.expname, self.scheme, self._report_info(ckpt.BEST, epoch),
-                          visualize=self.visualize, samples=dataset_samples(self.data.test))
+                          visualize=self.visualize, samples=dataset_samples(self.data.test),
+                          norm=self.config["test_param"]["norm"])
 
     def _trim_metrics_log(self, start_epoch: int) -> None:
         """On resume keep only the epochs before ``start_epoch``, so no epoch is listed twice."""

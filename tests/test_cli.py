@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from lgrn import metrics
 from lgrn.checkpoint import load_checkpoint, load_model
@@ -27,14 +26,7 @@ SMALL = ["--set", "common.crop_size=128", "--set", "structure.backbone_name=mobi
          "--set", "train_param.device=cpu", "--set", "train_param.seed=0", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from 2 threads, and on a shared busy machine OpenMP threads that
-    wait for each other at every op make them many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import lgrn
-from lgrn.checkpoint import save_checkpoint
-from lgrn.models import build_model
+from lgrn import load_model
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[onnx])")
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e .[onnx])")
@@ -26,43 +24,15 @@ from lgrn.inference import FaceAligner  # noqa: E402
 SIZE = 128
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread for these small models: on the shared 2-core machine, two OpenMP threads stall at
-    every barrier when a core is busy elsewhere (100x slower graph-head ops); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_lively(model: torch.nn.Module) -> torch.nn.Module:
-    """Random weights whose output depends on the input (see tests/test_inference.py): otherwise the
-    initial BN layers make every input give nearly the same landmarks and parity would be vacuous."""
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.weight.data.uniform_(0.5, 1.5, generator=generator)
-            module.bias.data.uniform_(-0.2, 0.2, generator=generator)
-            module.momentum = None
-            module.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(16, 3, SIZE, SIZE, generator=generator))
-    return model.eval()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, repo_root, shared_data):
+def exported(tmp_path_factory, small_checkpoint, shared_data):
     """Run `lgrn export` once: fp32 + int8 (calibrated on the real 300W images) + NME on synthetic faces."""
     root = tmp_path_factory.mktemp("export")
-    torch.manual_seed(0)
-    config = lgrn.load_config(repo_root / "experiments" / "WLFW" / "config_resnet.yaml",
-                              overrides=["structure.backbone_name=mobilenetv2", f"common.crop_size={SIZE}"])
-    model = make_lively(build_model(config))
     checkpoint = root / "small.pth"
-    save_checkpoint(checkpoint, {"epoch": 0, "state_dict": model.state_dict(), "config": config,
-                                 "scheme": model.scheme.to_dict()})
+    shutil.copy(small_checkpoint, checkpoint)
     calib = root / "calib"
     calib.mkdir()
     for path in sorted((shared_data / "300w" / "lfpw" / "trainset").glob("*.png")):
@@ -74,6 +44,7 @@ def exported(tmp_path_factory, repo_root, shared_data):
         code = main(["--checkpoint", str(checkpoint), "--onnx", str(onnx_path), "--int8", "--calib", str(calib),
                      "--threads", "1", "--eval", "--set", "test_param.dataset=synthetic",
                      "--set", "test_param.synthetic.num_images=6"])
+    model = load_model(checkpoint)
     return dict(code=code, report=report.getvalue(), model=model, checkpoint=checkpoint, onnx=onnx_path,
                 int8=root / "model.int8.onnx", calib=calib)
 

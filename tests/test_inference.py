@@ -9,57 +9,21 @@ import torch
 from PIL import Image
 
 import lgrn
-from lgrn.checkpoint import save_checkpoint
 from lgrn.data.prepare import cut_crop
 from lgrn.data.transforms import normalize_image
 from lgrn.detect import BoxCalibration, CallableDetector
 from lgrn.geometry import apply_affine, crop_matrix, invert_affine, square_box_from_bbox
 from lgrn.inference import FaceAligner, FaceLandmarks, ImageReadError, read_image
 from lgrn.landmarks import get_scheme
-from lgrn.models import build_model
 
 SIZE = 128
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread for these small models: on the shared 2-core machine, two OpenMP threads stall at
-    every barrier when a core is busy elsewhere (100x slower graph-head ops); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_lively(model: torch.nn.Module) -> torch.nn.Module:
-    """Random weights whose output really depends on the input: at initialisation the BN layers (and the
-    light backbone's zero-initialised ones) make the model answer almost the same landmarks for any crop,
-    which would let shape and parity tests pass vacuously. Random BN affines + running statistics from
-    one random batch fix that (outputs then vary by pixels between inputs)."""
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.weight.data.uniform_(0.5, 1.5, generator=generator)
-            module.bias.data.uniform_(-0.2, 0.2, generator=generator)
-            module.momentum = None          # cumulative average: the stats of the batch below
-            module.reset_running_stats()
-    size = model.config["structure"]["crop_size"]
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(16, 3, size, size, generator=generator))
-    return model.eval()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, repo_root):
-    torch.manual_seed(0)
-    config = lgrn.load_config(repo_root / "experiments" / "WLFW" / "config_resnet.yaml",
-                              overrides=["structure.backbone_name=mobilenetv2", f"common.crop_size={SIZE}"])
-    model = make_lively(build_model(config))
-    path = tmp_path_factory.mktemp("ckpt") / "small.pth"
-    save_checkpoint(path, {"epoch": 0, "state_dict": model.state_dict(), "config": config,
-                           "scheme": model.scheme.to_dict()})
-    return path
+def checkpoint(small_checkpoint):
+    return small_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,7 @@ TINY = REPO / "experiments" / "synthetic" / "tiny.yaml"
 COMPARED = ("epoch", "lr", "loss", "task", "laplace", "train_nme_augmented", "iterations", "eval_nme", "is_best")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from 2 threads, and on a shared busy machine OpenMP threads that
-    wait for each other at every op make them many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _records(exp: Path) -> list[dict]:

@@ -76,7 +76,7 @@ def resolve_bench_device(name: str) -> torch.device:
 
 def run_benchmarks(options: BenchOptions) -> list[BenchRecord]:
     """Run the selected sections; return the records (in table order)."""
-    from .bench_inference import BACKENDS, Budget, OnnxFiles, bench_head_split, bench_model
+    from .bench_inference import BACKENDS, Budget, bench_head_split, bench_model
     from .bench_models import file_model, model_config
 
     unknown = set(options.backends) - set(BACKENDS)
@@ -127,8 +127,9 @@ def _onnx_files(options: BenchOptions, workdir: Path):
     if not set(options.backends) & set(ORT_BACKENDS):
         return None
     try:
-        import onnxruntime  # noqa: F401
-        from . import export  # noqa: F401
+        import onnxruntime  # noqa: F401  (availability check)
+
+        from . import export  # noqa: F401  (availability check)
     except ImportError as exc:
         options.notes.append(f"ONNX Runtime backends skipped: {exc} (pip install -e .[onnx])")
         return None

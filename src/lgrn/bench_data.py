@@ -9,7 +9,6 @@ from the synthetic face generator, so decoding costs what it costs on real crops
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 

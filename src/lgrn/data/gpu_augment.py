@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .transforms import (BLUR_GAUSSIAN, BLUR_MOTION, BLUR_NONE, BLUR_PROB, BORDER_VALUE, GAUSSIAN_SIGMA,
+from .transforms import (BLUR_GAUSSIAN, augment_settings, BLUR_MOTION, BLUR_NONE, BLUR_PROB, BORDER_VALUE, GAUSSIAN_SIGMA,
                          MOTION_KERNEL_SIZE, OCCLUDER_AREA, OCCLUDER_ASPECT, OCCLUDER_PROB, AugmentParams)
 
 
@@ -129,13 +129,8 @@ class GpuAugment(torch.nn.Module):
         self.mode = interpolation
         self.crop_size = int(train_param["crop_size"])
         self.is_color = bool(train_param["is_color"])
-        self.rotation = float(train_param.get("rotation", 0.0))
-        self.translate_rate = float(train_param.get("translate_rate", 0.0))
-        self.scale_min = float(train_param.get("scale_min", 1.0))
-        self.scale_max = float(train_param.get("scale_max", 1.0))
-        self.mirror = bool(train_param.get("mirror", False))
-        self.is_occluded = bool(train_param.get("is_occluded", False))
-        self.is_blurred = bool(train_param.get("is_blurred", False))
+        for key, value in augment_settings(train_param).items():
+            setattr(self, key, value)
         self.num_landmarks = scheme.num_landmarks
         self.register_buffer("flip_permutation", torch.tensor(scheme.flip_permutation, dtype=torch.int64),
                              persistent=False)

@@ -177,6 +177,17 @@ class _AffineTransform:
                 "visibility": visibility, "matrix": m.astype(np.float32)}
 
 
+def augment_settings(train_param: dict) -> dict:
+    """The release's augmentation switches of ``train_param`` with their defaults (CPU and GPU paths)."""
+    return {"rotation": float(train_param.get("rotation", 0.0)),
+            "translate_rate": float(train_param.get("translate_rate", 0.0)),
+            "scale_min": float(train_param.get("scale_min", 1.0)),
+            "scale_max": float(train_param.get("scale_max", 1.0)),
+            "mirror": bool(train_param.get("mirror", False)),
+            "is_occluded": bool(train_param.get("is_occluded", False)),
+            "is_blurred": bool(train_param.get("is_blurred", False))}
+
+
 class TrainTransform(_AffineTransform):
     """The release's training augmentation, configured by ``train_param`` (rotation, translate_rate,
     scale_min/max, mirror, is_occluded, is_blurred, interpolation, crop_size, is_color).
@@ -186,13 +197,8 @@ class TrainTransform(_AffineTransform):
     def __init__(self, train_param: dict, scheme) -> None:
         super().__init__(scheme, train_param["crop_size"], train_param["is_color"],
                          train_param.get("interpolation", "nearest"))
-        self.rotation = float(train_param.get("rotation", 0.0))
-        self.translate_rate = float(train_param.get("translate_rate", 0.0))
-        self.scale_min = float(train_param.get("scale_min", 1.0))
-        self.scale_max = float(train_param.get("scale_max", 1.0))
-        self.mirror = bool(train_param.get("mirror", False))
-        self.is_occluded = bool(train_param.get("is_occluded", False))
-        self.is_blurred = bool(train_param.get("is_blurred", False))
+        for key, value in augment_settings(train_param).items():
+            setattr(self, key, value)
         if self.scale_min > self.scale_max or self.scale_min <= 0:
             raise ValueError(f"train_param: need 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}")
 

@@ -8,14 +8,13 @@ the sample name is that relative path (with a face index suffix when an image ha
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..sample import Sample
-from .release_list import _read_lines, parse_number
+from .release_list import json_objects, parse_number
 from .wflw import face_name
 
 __all__ = ["read_generic"]
@@ -76,16 +75,7 @@ def _read_csv(path: Path, num_landmarks: int | None) -> list[dict]:
 
 def _read_jsonl(path: Path, num_landmarks: int | None) -> list[dict]:
     records = []
-    for line_no, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{line_no}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{where}: expected a JSON object per line, got {type(data).__name__}")
+    for where, data in json_objects(path, "a JSON object per line"):
         unknown = set(data) - {"image", "landmarks", "visibility", "bbox", "attributes"}
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
@@ -117,7 +107,8 @@ def _read_jsonl(path: Path, num_landmarks: int | None) -> list[dict]:
         attributes = {str(key): int(_parse_flag(v, where, f"field 'attributes.{key}'"))
                       for key, v in attributes.items()}
         records.append({"image": data["image"], "landmarks": landmarks, "visibility": visibility, "bbox": bbox,
-                        "attributes": attributes, "where": where, "field": "field 'image'", "line": line_no})
+                        "attributes": attributes, "where": where, "field": "field 'image'",
+                        "line": int(where.rsplit(":", 1)[1])})
     return records
 
 

@@ -57,6 +57,22 @@ def _read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: tolerate a BOM
 
 
+def json_objects(path: Path, what: str = "a JSON object"):
+    """Yield ``(where, dict)`` for each non-blank line of a JSON-lines file, ``where`` = ``file:line``;
+    a line that is not a JSON object is an error naming the file and line."""
+    for line_no, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name}:{line_no}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected {what}, got {type(data).__name__}")
+        yield where, data
+
+
 def crops_path_for(source: str | Path) -> Path:
     """The crop sidecar beside a list file: ``train_98pt.txt`` -> ``train_98pt_crops.jsonl``."""
     source = Path(source)
@@ -211,16 +227,7 @@ def read_crops(path: str | Path) -> dict[str, CropRecord]:
     the original image with ``apply_affine(points, invert_affine(record.matrix))``."""
     path = Path(path)
     records: dict[str, CropRecord] = {}
-    for line_no, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{line_no}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    for where, data in json_objects(path):
         for key in ("name", "original", "matrix", "size"):
             if key not in data:
                 raise ValueError(f"{where}: missing field '{key}'")

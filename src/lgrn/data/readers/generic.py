@@ -75,7 +75,7 @@ def _read_csv(path: Path, num_landmarks: int | None) -> list[dict]:
 
 def _read_jsonl(path: Path, num_landmarks: int | None) -> list[dict]:
     records = []
-    for where, data in json_objects(path, "a JSON object per line"):
+    for line_no, where, data in json_objects(path, "a JSON object per line"):
         unknown = set(data) - {"image", "landmarks", "visibility", "bbox", "attributes"}
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
@@ -107,8 +107,7 @@ def _read_jsonl(path: Path, num_landmarks: int | None) -> list[dict]:
         attributes = {str(key): int(_parse_flag(v, where, f"field 'attributes.{key}'"))
                       for key, v in attributes.items()}
         records.append({"image": data["image"], "landmarks": landmarks, "visibility": visibility, "bbox": bbox,
-                        "attributes": attributes, "where": where, "field": "field 'image'",
-                        "line": int(where.rsplit(":", 1)[1])})
+                        "attributes": attributes, "where": where, "field": "field 'image'", "line": line_no})
     return records
 
 

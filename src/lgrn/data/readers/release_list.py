@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,20 +57,25 @@ def _read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: tolerate a BOM
 
 
-def json_objects(path: Path, what: str = "a JSON object"):
-    """Yield ``(where, dict)`` for each non-blank line of a JSON-lines file, ``where`` = ``file:line``;
-    a line that is not a JSON object is an error naming the file and line."""
+def nonblank_lines(path: Path) -> Iterator[tuple[int, str, str]]:
+    """Yield ``(line_no, where, line)`` for each non-blank line of an annotation file: the 1-based line
+    number (blank lines counted) and ``where`` = ``file:line`` for error messages."""
     for line_no, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{line_no}"
+        if line.strip():
+            yield line_no, f"{path.name}:{line_no}", line
+
+
+def json_objects(path: Path, what: str = "a JSON object") -> Iterator[tuple[int, str, dict]]:
+    """Yield ``(line_no, where, dict)`` for each non-blank line of a JSON-lines file; a line that is not
+    a JSON object is an error naming the file and line."""
+    for line_no, where, line in nonblank_lines(path):
         try:
             data = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{where}: not valid JSON ({err.msg})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{where}: expected {what}, got {type(data).__name__}")
-        yield where, data
+        yield line_no, where, data
 
 
 def crops_path_for(source: str | Path) -> Path:
@@ -95,11 +100,8 @@ def read_release_list(root: str | Path, source: str | Path, num_landmarks: int,
     sidecar = crops_path_for(source)
     crops = read_crops(sidecar) if sidecar.is_file() else {}
     samples: list[Sample] = []
-    for line_no, line in enumerate(_read_lines(source), start=1):
+    for line_no, where, line in nonblank_lines(source):
         tokens = line.split()
-        if not tokens:
-            continue
-        where = f"{source.name}:{line_no}"
         if len(tokens) not in (short, long_):
             raise ValueError(f"{where}: expected {short} fields (2x{num_landmarks} coordinates + image) or {long_} "
                              f"(+ 2x{num_landmarks} weights), got {len(tokens)}; is num_landmarks right? "
@@ -152,13 +154,12 @@ def read_attributes(path: str | Path, samples: Sequence[Sample],
             raise ValueError(f"{path}: the built-in {samples[0].num_landmarks}-landmark scheme has no subsets; "
                              "pass subsets explicitly")
     subsets = list(subsets)
-    rows = [(no, line.split()) for no, line in enumerate(_read_lines(path), start=1) if line.strip()]
+    rows = [(where, line.split()) for _, where, line in nonblank_lines(path)]
     if len(rows) != len(samples):
         raise ValueError(f"{path}: {len(rows)} attribute line(s) for {len(samples)} sample(s); the file must have "
                          "one line per sample in the same order")
     attributes = []
-    for (line_no, tokens), sample in zip(rows, samples):
-        where = f"{path.name}:{line_no}"
+    for (where, tokens), sample in zip(rows, samples):
         if len(tokens) != len(subsets) + 1:
             raise ValueError(f"{where}: expected {len(subsets) + 1} fields ({len(subsets)} flags {subsets} + name), "
                              f"got {len(tokens)}")
@@ -227,7 +228,7 @@ def read_crops(path: str | Path) -> dict[str, CropRecord]:
     the original image with ``apply_affine(points, invert_affine(record.matrix))``."""
     path = Path(path)
     records: dict[str, CropRecord] = {}
-    for where, data in json_objects(path):
+    for _, where, data in json_objects(path):
         for key in ("name", "original", "matrix", "size"):
             if key not in data:
                 raise ValueError(f"{where}: missing field '{key}'")

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..sample import Sample
-from .release_list import _coordinate_field, _read_lines, parse_number
+from .release_list import _coordinate_field, nonblank_lines, parse_number
 
 __all__ = ["WFLW_ATTRIBUTES", "WFLW_SUBSET_FILES", "read_wflw_official", "read_wflw_subset_lists", "face_name"]
 
@@ -61,11 +61,8 @@ def read_wflw_official(annotation_file: str | Path, images_dir: str | Path,
     annotation_file, images_dir = Path(annotation_file), Path(images_dir)
     samples: list[Sample] = []
     faces_per_image: dict[str, int] = {}
-    for line_no, line in enumerate(_read_lines(annotation_file), start=1):
+    for line_no, where, line in nonblank_lines(annotation_file):
         tokens = line.split()
-        if not tokens:
-            continue
-        where = f"{annotation_file.name}:{line_no}"
         landmarks, box, attributes, image = _parse_line(tokens, where, allow_nan)
         image_path = images_dir / image
         if check_images and not image_path.is_file():
@@ -109,11 +106,8 @@ def read_wflw_subset_lists(annotations_dir: str | Path, samples: Sequence[Sample
         if path is None:
             raise FileNotFoundError(f"WFLW subset list not found: looked for {candidates[0]} and {candidates[1]}")
         names: list[str] = []
-        for line_no, line in enumerate(_read_lines(path), start=1):
+        for _, where, line in nonblank_lines(path):
             tokens = line.split()
-            if not tokens:
-                continue
-            where = f"{path.name}:{line_no}"
             landmarks, _, _, image = _parse_line(tokens, where)
             matches = index.get(_line_key(image, landmarks))
             if not matches:

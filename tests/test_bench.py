@@ -13,7 +13,8 @@ import yaml
 
 from lgrn import bench
 from lgrn.bench_models import MODEL_SPECS, model_config
-from lgrn.bench_timing import BenchRecord, PeakMemory, make_record, time_calls, Timing
+from lgrn.bench_timing import BenchRecord, PeakMemory, make_record
+from lgrn.timing import Timing, time_calls
 
 KEYS = {"kind", "model", "variant", "batch", "images_per_s", "ms_per_batch", "peak_mem_mb"}
 
@@ -49,7 +50,7 @@ def test_tiny_benchmark_writes_schema_records(tmp_path, capsys):
 
 
 def test_time_calls_measures_known_work():
-    timing = time_calls(lambda: time.sleep(0.02), torch.device("cpu"), warmup=1, min_calls=4, min_seconds=0.0)
+    timing = time_calls(lambda: time.sleep(0.02), device=torch.device("cpu"), warmup=1, min_calls=4, min_seconds=0.0)
     assert timing.calls == 4
     assert 19.0 <= timing.min_ms <= timing.median_ms <= timing.max_ms
     assert timing.median_ms < 500  # generous: a loaded machine delays, never shortens, a sleep

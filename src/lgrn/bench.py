@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .bench_timing import BenchRecord, load_average
+from .bench_timing import BenchRecord
+from .timing import load_average
 
 logger = logging.getLogger("lgrn")
 SECTIONS = ("inference", "head", "train", "data")

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from .bench_timing import BenchRecord, PeakMemory, Timing, make_record, time_calls
+from .bench_timing import BenchRecord, PeakMemory, make_record
+from .timing import Timing, time_calls
 from .config import resolve_config
 
 # The release's WFLW augmentation (experiments/WLFW/config_resnet.yaml).
@@ -99,7 +100,7 @@ def bench_data(samples: list, batch: int, min_seconds: float, workdir: str | Pat
                 device: torch.device = cpu) -> None:
         with PeakMemory(device) as memory:
             with one_worker_threads() if per_worker else contextlib.nullcontext():
-                timing: Timing = time_calls(fn, device, warmup=1, min_calls=3, min_seconds=min_seconds)
+                timing: Timing = time_calls(fn, device=device, warmup=1, min_calls=3, min_seconds=min_seconds)
         records.append(make_record("data", model, variant, batch, timing, memory.peak_mb, note))
 
     cache = build_image_cache(samples, Path(workdir) / "cache", "bench", progress=False)
@@ -162,7 +163,7 @@ def bench_gpu_augment(samples: list, scheme: Any, cache: Any, batch: int, interp
         augment = GpuAugment(tp, scheme).to(device)
         generator = torch.Generator(device=device).manual_seed(0)
         with PeakMemory(device) as memory:
-            timing = time_calls(lambda: augment(images, landmarks, generator=generator), device, warmup=1,
+            timing = time_calls(lambda: augment(images, landmarks, generator=generator), device=device, warmup=1,
                                 min_calls=3, min_seconds=min_seconds)
         records.append(make_record("data", model, f"gpu_augment/{interpolation}@{device.type}", batch, timing,
                                    memory.peak_mb, f"batched augmentation on {device.type}, "

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from .bench_models import build_bench_model, random_images
-from .bench_timing import BenchRecord, PeakMemory, Timing, make_record, time_calls
+from .bench_timing import BenchRecord, PeakMemory, make_record
+from .timing import Timing, time_calls
 
 logger = logging.getLogger("lgrn")
 
@@ -41,7 +42,7 @@ class Budget:
     def time(self, fn: Callable[[], Any], device: torch.device, batch: int) -> Timing:
         # Big batches take long per call: fewer repetitions still give a stable median.
         min_calls = self.min_calls if batch <= 8 else max(3, self.min_calls // 2)
-        return time_calls(fn, device, warmup=self.warmup, min_calls=min_calls, min_seconds=self.min_seconds)
+        return time_calls(fn, device=device, warmup=self.warmup, min_calls=min_calls, min_seconds=self.min_seconds)
 
 
 def _torch_runner(model: torch.nn.Module, backend: str, images: torch.Tensor) -> Callable[[], Any]:

@@ -1,25 +1,22 @@
-"""Measurement primitives for ``lgrn bench``: a repeat-until-stable timer (CUDA events on a GPU,
-``perf_counter`` on the CPU), a peak-memory probe (CUDA allocator peak on a GPU, a sampling thread
-over the process's resident set on the CPU), GPU utilisation sampling when the driver exposes it,
-and the benchmark record that every measurement produces.
-
-Timings are medians over the timed repetitions, so one stray scheduling hiccup on a shared machine
-does not move the number; the spread (min/max) is kept for the notes.
+"""Measurement primitives for ``lgrn bench``: a peak-memory probe (CUDA allocator peak on a GPU, a
+sampling thread over the process's resident set on the CPU), GPU utilisation sampling when the
+driver exposes it, and the benchmark record that every measurement produces. The timer is
+:func:`lgrn.timing.time_calls` (medians over repeated calls; CUDA events on a GPU).
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import gc
 import os
 import resource
 import statistics
 import threading
-import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
+
+from .timing import Timing
 
 KINDS = ("inference", "train", "data")
 
@@ -49,44 +46,9 @@ class BenchRecord:
         return data
 
 
-@dataclass
-class Timing:
-    """Result of :func:`time_calls`: per-call milliseconds (median, min, max) and the count."""
-
-    median_ms: float
-    min_ms: float
-    max_ms: float
-    calls: int
-
-
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def time_calls(fn: Callable[[], Any], device: torch.device, warmup: int = 2, min_calls: int = 5,
-               min_seconds: float = 1.0, max_calls: int = 1000) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then at least ``min_calls`` times and until
-    ``min_seconds`` have passed; per-call times from CUDA events on a GPU (the host returns before
-    the kernels finish), ``perf_counter`` around the call on the CPU."""
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < max_calls and (len(times) < min_calls or time.perf_counter() - started < min_seconds):
-        if device.type == "cuda":
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(begin.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1000.0)
-    return Timing(statistics.median(times), min(times), max(times), len(times))
 
 
 def _rss_mb() -> float:
@@ -220,26 +182,6 @@ class GpuUtilisation:
     @property
     def mean(self) -> float | None:
         return statistics.fmean(self.samples) if self.samples else None
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run a block with ``torch.set_num_threads(threads)`` (unchanged when ``None``)."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def load_average() -> float:
-    """1-minute load average (0 where the platform has none)."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return 0.0
 
 
 def make_record(kind: str, model: str, variant: str, batch: int, timing: Timing, peak_mb: float,

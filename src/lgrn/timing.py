@@ -1,9 +1,10 @@
 """Latency measurement for inference benchmarks: warm up, then time repeated calls until both a minimum
 number of calls and a minimum duration are reached, and report the median (robust to the odd scheduling
-hiccup on a shared machine) with the 10th / 90th percentiles. On a shared machine the other processes'
+hiccup on a shared machine) with the 10th / 90th percentiles and the extremes. On a CUDA device each
+call is timed with CUDA events (the host returns before the kernels finish). On a shared machine the other processes'
 CPU use during the timed calls is measured too (Linux ``/proc/stat`` minus this process's own CPU time),
 and :func:`wait_for_idle` waits for a quiet moment, so every number says what conditions it was taken
-under. Used by benchmarks/inference_speed.py.
+under. Used by ``lgrn bench`` and benchmarks/inference_speed.py.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class Timing:
     calls: int
     batch: int = 1
     other_cores: float = float("nan")   # CPU cores used by other processes while timing (nan: unknown)
+    min_ms: float = float("nan")
+    max_ms: float = float("nan")
 
     @property
     def items_per_s(self) -> float:
@@ -38,20 +41,34 @@ class Timing:
 
 
 def time_calls(function: Callable[[], object], batch: int = 1, warmup: int = 3, min_calls: int = 10,
-               min_seconds: float = 1.0, max_calls: int = 1000) -> Timing:
-    """Time ``function()`` (no arguments; bind inputs with a lambda)."""
+               min_seconds: float = 1.0, max_calls: int = 1000, device=None) -> Timing:
+    """Time ``function()`` (no arguments; bind inputs with a lambda). ``device``: a ``torch.device``;
+    on CUDA the calls are timed with CUDA events, elsewhere with ``perf_counter``."""
+    cuda = device is not None and device.type == "cuda"
+    if cuda:
+        import torch
     for _ in range(warmup):
         function()
+    if cuda:
+        torch.cuda.synchronize(device)
     samples: list[float] = []
     probe = _CpuProbe()
     start = time.perf_counter()
     while len(samples) < max_calls and (len(samples) < min_calls or time.perf_counter() - start < min_seconds):
-        t0 = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - t0) * 1000.0)
+        if cuda:
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            function()
+            end.record()
+            end.synchronize()
+            samples.append(begin.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            function()
+            samples.append((time.perf_counter() - t0) * 1000.0)
     values = np.asarray(samples)
     return Timing(float(np.median(values)), float(np.percentile(values, 10)), float(np.percentile(values, 90)),
-                  len(samples), batch, probe.other_cores())
+                  len(samples), batch, probe.other_cores(), float(values.min()), float(values.max()))
 
 
 def _system_busy_seconds() -> float | None:

@@ -12,8 +12,9 @@ import torch
 from lgrn import load_config, metrics
 from lgrn.checkpoint import load_checkpoint
 from lgrn.engine.distributed import DistContext, EpochSampler, shard_indices
-from lgrn.engine.evaluate import apply_affines, evaluate, invert_affines
+from lgrn.engine.evaluate import evaluate
 from lgrn.engine.report import write_reports
+from lgrn.geometry import apply_affines, invert_affines
 from lgrn.engine.runtime import atomic_write, atomic_write_text
 from lgrn.engine.schedule import lr_per_epoch
 from lgrn.engine.throughput import train_step_throughput

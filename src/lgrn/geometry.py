@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 __all__ = ["landmark_box", "square_crop_box", "square_box_from_bbox", "crop_matrix", "apply_affine",
-           "invert_affine", "compose_affine", "warp"]
+           "invert_affine", "apply_affines", "invert_affines", "compose_affine", "warp", "cut_crop"]
 
 _INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 
@@ -90,6 +90,19 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     return np.concatenate([inv, -inv @ matrix[:, 2:]], axis=1)
 
 
+def invert_affines(matrices: np.ndarray) -> np.ndarray:
+    """Inverse of each ``[2, 3]`` affine in ``[N, 2, 3]``."""
+    linear = matrices[:, :, :2]
+    inverse_linear = np.linalg.inv(linear)
+    offset = -np.einsum("nij,nj->ni", inverse_linear, matrices[:, :, 2])
+    return np.concatenate([inverse_linear, offset[:, :, None]], axis=2)
+
+
+def apply_affines(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """``points [N, K, 2]`` through per-item ``matrices [N, 2, 3]``."""
+    return np.einsum("nij,nkj->nki", matrices[:, :, :2], points) + matrices[:, None, :, 2]
+
+
 def compose_affine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a`` after ``b``: ``apply_affine(p, compose_affine(a, b)) == apply_affine(apply_affine(p, b), a)``."""
     a, b = _as_matrix(a), _as_matrix(b)
@@ -113,3 +126,19 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int], int
     border = tuple(float(v) for v in values) + (0.0,) * max(0, 4 - channels)
     return cv2.warpAffine(image, _as_matrix(matrix), (out_w, out_h), flags=_INTERPOLATIONS[interpolation],
                           borderMode=cv2.BORDER_CONSTANT, borderValue=border[:4])
+
+
+def cut_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Warp ``image`` with ``matrix`` (original -> crop pixels) into ``size`` x ``size``, bilinear, black
+    outside. When the crop shrinks the face, the image is first reduced with INTER_AREA (anti-aliasing); the
+    reduction's exact affine is folded in, so the result still follows ``matrix`` to the sub-pixel."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale >= 1.0:
+        return warp(image, matrix, size)
+    height, width = image.shape[:2]
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    fx, fy = new_w / width, new_h / height
+    # cv2.resize maps pixel centres by x_small = (x + 0.5) * fx - 0.5
+    to_small = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5]])
+    return warp(small, compose_affine(matrix, invert_affine(to_small)), size)

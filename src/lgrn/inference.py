@@ -1,6 +1,6 @@
 """FaceAligner: images (paths, RGB or BGR arrays, PIL images, or lists of these) plus optional face boxes
 -> landmarks in original-image pixels. Each face is cut out as the training crops were (square crop,
-``lgrn.data.prepare.cut_crop``: bilinear, anti-aliased when shrinking, black outside the image), turned
+``lgrn.geometry.cut_crop``: bilinear, anti-aliased when shrinking, black outside the image), turned
 into the network input exactly as in training (BGR, grayscale when the model is, per-image z-score,
 ``normalize_image``), run through the model (PyTorch or ONNX Runtime) in batches that mix the faces of
 all images of a call, and mapped back through the inverse crop transform. Boxes come from the caller
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .detect import LANDMARK_BOX, BoxCalibration, FaceDetector, HaarFaceDetector, as_boxes
-from .geometry import apply_affine, crop_matrix, invert_affine, square_crop_box
+from .geometry import apply_affine, crop_matrix, cut_crop, invert_affine, square_crop_box
 
 __all__ = ["FaceAligner", "FaceLandmarks", "ImageReadError", "read_image", "to_bgr", "load_bgr", "crop_faces",
            "ImageInput"]
@@ -129,7 +129,6 @@ def crop_faces(image_bgr: np.ndarray, crop_boxes: np.ndarray, crop_size: int,
     """Network inputs ``[N, C, S, S]`` float32 and crop matrices ``[N, 2, 3]`` (image -> crop pixels) for
     square ``crop_boxes [N, 4]`` of a BGR uint8 image, made exactly like the training data: the crop of
     ``lgrn prepare`` (``cut_crop``), grayscale for a 1-channel model, per-image z-score."""
-    from .data.prepare import cut_crop
     from .data.transforms import normalize_image
 
     inputs = np.zeros((len(crop_boxes), 3 if is_color else 1, crop_size, crop_size), dtype=np.float32)

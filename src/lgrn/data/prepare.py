@@ -21,13 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..geometry import apply_affine, compose_affine, crop_matrix, invert_affine, square_crop_box, warp
+from ..geometry import apply_affine, crop_matrix, cut_crop, square_crop_box
 from .readers import (CropRecord, crops_path_for, format_release_line, read_300w, read_cofw, read_crops,
                       read_wflw_official, read_wflw_subset_lists, write_crops, write_text_atomic)
 from .readers.wflw import WFLW_ATTRIBUTES
 from .sample import Sample
 
-__all__ = ["main", "prepare_split", "cut_crop", "SplitReport"]
+__all__ = ["main", "prepare_split", "SplitReport"]
 
 
 @dataclass
@@ -59,22 +59,6 @@ def read_image_bgr(path: str | Path) -> np.ndarray | None:
     if data.size == 0:
         return None
     return cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-
-
-def cut_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Warp ``image`` with ``matrix`` (original -> crop pixels) into ``size`` x ``size``, bilinear, black
-    outside. When the crop shrinks the face, the image is first reduced with INTER_AREA (anti-aliasing); the
-    reduction's exact affine is folded in, so the result still follows ``matrix`` to the sub-pixel."""
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    if scale >= 1.0:
-        return warp(image, matrix, size)
-    height, width = image.shape[:2]
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    fx, fy = new_w / width, new_h / height
-    # cv2.resize maps pixel centres by x_small = (x + 0.5) * fx - 0.5
-    to_small = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5]])
-    return warp(small, compose_affine(matrix, invert_affine(to_small)), size)
 
 
 def _write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int) -> None:

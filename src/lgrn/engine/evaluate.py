@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from .. import metrics
+from ..geometry import apply_affines, invert_affines
 from .distributed import DistContext, all_gather_objects, shard_indices
 from .runtime import autocast_context, to_device_images
 
@@ -54,19 +55,6 @@ class EvalResult:
     @property
     def count(self) -> int:
         return len(self.names)
-
-
-def invert_affines(matrices: np.ndarray) -> np.ndarray:
-    """Inverse of each ``[2, 3]`` affine in ``[N, 2, 3]``."""
-    linear = matrices[:, :, :2]
-    inverse_linear = np.linalg.inv(linear)
-    offset = -np.einsum("nij,nj->ni", inverse_linear, matrices[:, :, 2])
-    return np.concatenate([inverse_linear, offset[:, :, None]], axis=2)
-
-
-def apply_affines(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-    """``points [N, K, 2]`` through per-item ``matrices [N, 2, 3]``."""
-    return np.einsum("nij,nkj->nki", matrices[:, :, :2], points) + matrices[:, None, :, 2]
 
 
 def dataset_samples(dataset: Any) -> list | None:

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from .. import metrics
-from .evaluate import EvalResult, apply_affines, invert_affines
+from ..geometry import apply_affines, invert_affines
+from .evaluate import EvalResult
 from .runtime import atomic_write, atomic_write_text
 
 logger = logging.getLogger("lgrn")

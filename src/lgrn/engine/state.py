@@ -39,13 +39,6 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
-def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop a leading ``module.`` (DataParallel / DDP checkpoints, as the release saved them)."""
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        return {k[len("module."):]: v for k, v in state_dict.items()}
-    return dict(state_dict)
-
-
 def build_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler_state: dict, config: dict,
                      scheme: Any, epoch: int, best_nme: float, seed: int, iteration: int = 0,
                      epoch_sums: dict[str, float] | None = None, selection: str = "") -> dict[str, Any]:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .. import metrics
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import get_scheme_for_config
+from ..models.model import strip_module_prefix
 from . import state as ckpt
 from .distributed import DistContext, all_gather_objects, all_reduce_mean, any_rank, barrier
 from .evaluate import dataset_samples, evaluate
@@ -101,7 +102,7 @@ class Trainer:
         self.start_epoch, self.start_iteration, self.best_nme = 0, 0, math.inf
         self.epoch_sums: dict[str, float] = {}
         if checkpoint is not None:
-            self.model.load_state_dict(ckpt.strip_module_prefix(checkpoint["state_dict"]))
+            self.model.load_state_dict(strip_module_prefix(checkpoint["state_dict"]))
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             load_scheduler_state(self.scheduler, checkpoint["scheduler"])
             self.start_epoch = int(checkpoint["epoch"])
@@ -335,7 +336,7 @@ class Trainer:
         barrier(self.ctx)
         if best_path.is_file():
             state = load_checkpoint(best_path)
-            self.model.load_state_dict(ckpt.strip_module_prefix(state["state_dict"]))
+            self.model.load_state_dict(strip_module_prefix(state["state_dict"]))
             epoch = int(state["epoch"])
         else:
             epoch = int(self.tp["scheduler"]["epochs"])

@@ -58,11 +58,9 @@ def convert_release_state_dict(state_dict: dict[str, Any], config: dict) -> dict
     With ``gcn_param.edge_weights: dynamic`` the relation learner (absent from the release) keeps its
     fresh initialisation, whose zero output makes the converted model compute exactly the static one.
     """
-    from .model import build_model
+    from .model import build_model, strip_module_prefix
 
-    state = _state_dict_of(state_dict)
-    if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+    state = strip_module_prefix(_state_dict_of(state_dict))
     ibn = [k for k in state if re.search(r"\.(IN|BN)\.", k)]
     if ibn:
         raise ValueError("this checkpoint comes from the release's 'ResNet34' backbone (IBN-a + CoordConv; keys "

@@ -73,7 +73,11 @@ def nme_by_visibility(pred: Any, gt: Any, visibility: Any, scheme: Scheme,
 
     ``visibility`` ``[N, K]`` bool (True = visible). An image with no landmark in a group gets NaN there.
     """
-    errors = _normalised_errors(pred, gt, scheme, norm)
+    return _split_by_visibility(_normalised_errors(pred, gt, scheme, norm), visibility)
+
+
+def _split_by_visibility(errors: np.ndarray, visibility: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image mean of ``errors [N, K]`` over the visible and over the occluded landmarks."""
     vis = np.asarray(visibility)
     if vis.shape != errors.shape:
         raise ValueError(f"visibility must be [N, K] = {errors.shape}, got {vis.shape}")
@@ -212,14 +216,15 @@ class MetricAccumulator:
         ``attributes``: subset flags per image (see ``_batch_flags``); images of a batch without them
         belong to no subset. ``visibility`` ``[B, K]`` bool; a batch without it counts as all visible.
         """
-        batch_nme = nme(pred, gt, self.scheme, self.norm)
+        errors = _normalised_errors(pred, gt, self.scheme, self.norm)
+        batch_nme = errors.mean(axis=1)
         batch = batch_nme.shape[0]
         if names is not None and len(names) != batch:
             raise ValueError(f"names hold {len(names)} entries for a batch of {batch}")
         flags = self._batch_flags(attributes, batch) if attributes is not None else {}
         self._has_attributes |= attributes is not None
         if visibility is not None:
-            visible, occluded = nme_by_visibility(pred, gt, visibility, self.scheme, self.norm)
+            visible, occluded = _split_by_visibility(errors, visibility)
             self._has_visibility = True
         else:
             visible, occluded = batch_nme, np.full(batch, np.nan)

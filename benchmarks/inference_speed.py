@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 import lgrn  # noqa: E402
 from lgrn.export import export_onnx, load_onnx_model, quantize_int8  # noqa: E402
+from lgrn.inference import torch_network  # noqa: E402
 from lgrn.models import build_model  # noqa: E402
 from lgrn.timing import Timing, load_average, time_calls, wait_for_idle  # noqa: E402
 
@@ -76,10 +77,7 @@ def bench_model(name: str, overrides: list[str], batches: list[int], threads: in
     size = config["structure"]["crop_size"]
     runners = {}
     if "eager" in variants:
-        def eager(images: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return model(torch.from_numpy(images)).numpy()
-        runners["pytorch eager fp32"] = eager
+        runners["pytorch eager fp32"] = torch_network(model, torch.device("cpu"))
     if "ort_fp32" in variants or "ort_int8" in variants:
         fp32_path = export_onnx(model, workdir / f"{name}.onnx", sidecar=False)
         if "ort_fp32" in variants:

@@ -297,13 +297,6 @@ def max_landmark_difference(a: Callable[[np.ndarray], np.ndarray], b: Callable[[
     return worst
 
 
-def _torch_numpy(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
-    return run
-
-
 def _nme_on_test_set(networks: dict[str, Callable[[np.ndarray], np.ndarray]], config: dict, scheme: Any,
                      max_images: int | None, batch_size: int = 16) -> dict[str, float]:
     """Mean NME (``test_param.norm``) of each network on the config's test set (first ``max_images``)."""
@@ -376,7 +369,9 @@ def _export(args: argparse.Namespace) -> int:
     if args.calib:
         calib = calibration_inputs(args.calib, structure["crop_size"], structure["is_color"], args.calib_max)
         inputs = np.concatenate([inputs, calib])
-    torch_run = _torch_numpy(model)
+    from .inference import torch_network
+
+    torch_run = torch_network(model, torch.device("cpu"))
     difference = max_landmark_difference(torch_run, fp32.run_numpy, inputs)
     ok = difference <= args.tolerance
     print(f"parity: max |ONNX fp32 - PyTorch| = {difference:.2e} px over {len(inputs)} inputs "

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .detect import LANDMARK_BOX, BoxCalibration, FaceDetector, HaarFaceDetector, as_boxes
-from .geometry import apply_affine, crop_matrix, cut_crop, invert_affine, square_crop_box
+from .geometry import apply_affines, crop_matrix, cut_crop, invert_affines, square_crop_box
 
 __all__ = ["FaceAligner", "FaceLandmarks", "ImageReadError", "read_image", "to_bgr", "load_bgr", "crop_faces",
            "ImageInput"]
@@ -207,7 +207,7 @@ class FaceAligner:
                 raise RuntimeError("device='cuda' requested but torch.cuda.is_available() is False")
             model = load_model(path, map_location="cpu").to(device).eval()
             structure = model.config["structure"]
-            return cls(_torch_network(model, torch.device(device)), model.scheme, structure["crop_size"],
+            return cls(torch_network(model, torch.device(device)), model.scheme, structure["crop_size"],
                        structure["is_color"], config=model.config, backend="torch", **kwargs)
         from .export import export_onnx, load_onnx_model
 
@@ -281,7 +281,7 @@ class FaceAligner:
             for (_, matrices), count in zip(crops, counts):
                 chunk = landmarks[start:start + count]
                 start += count
-                per_image.append(np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(chunk, matrices)])
+                per_image.append(apply_affines(chunk, invert_affines(matrices))
                                  if count else np.zeros((0, self.scheme.num_landmarks, 2)))
             if step < self.refine:
                 crop_boxes = [self._recrop(points, boxes) for points, boxes in zip(per_image, crop_boxes)]
@@ -302,7 +302,8 @@ class FaceAligner:
         return out
 
 
-def _torch_network(model: torch.nn.Module, device: torch.device) -> Network:
+def torch_network(model: torch.nn.Module, device: torch.device) -> Network:
+    """A PyTorch model as a ``Network``: numpy ``[N, C, S, S]`` float32 in, numpy landmarks out."""
     def run(inputs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return model(torch.from_numpy(np.ascontiguousarray(inputs)).to(device)).float().cpu().numpy()

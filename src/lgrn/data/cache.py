@@ -113,9 +113,11 @@ def _paths(cache_dir: Path, name: str, key: str) -> tuple[Path, Path]:
     return cache_dir / f"{name}_{key}.u8", cache_dir / f"{name}_{key}.json"
 
 
-def open_cache(samples: list[Sample], cache_dir: str | Path, name: str = "train") -> ImageCache | None:
-    """The cache for exactly these samples if one was built, else None."""
-    key = fingerprint(samples)
+def open_cache(samples: list[Sample], cache_dir: str | Path, name: str = "train",
+               key: str | None = None) -> ImageCache | None:
+    """The cache for exactly these samples if one was built, else None (``key``: their fingerprint,
+    when the caller has it already)."""
+    key = fingerprint(samples) if key is None else key
     data_path, index_path = _paths(Path(cache_dir), name, key)
     if not (data_path.is_file() and index_path.is_file()):
         return None
@@ -136,12 +138,12 @@ def build_image_cache(samples: list[Sample], cache_dir: str | Path, name: str = 
     """Open the cache for ``samples`` in ``cache_dir`` or build it (decode every image once, with a
     progress bar, on a few threads: ``cv2.imdecode`` releases the GIL)."""
     cache_dir = Path(cache_dir)
-    found = open_cache(samples, cache_dir, name)
+    key = fingerprint(samples)
+    found = open_cache(samples, cache_dir, name, key)
     if found is not None:
         logger.info("image cache: reusing %s (%d images)", found.data_path, len(found))
         return found
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = fingerprint(samples)
     data_path, index_path = _paths(cache_dir, name, key)
     tmp_data = data_path.with_name(f"{data_path.name}.tmp{os.getpid()}")
     tmp_index = index_path.with_name(f"{index_path.name}.tmp{os.getpid()}")

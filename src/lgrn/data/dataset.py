@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .cache import ImageCache, build_image_cache, load_image
-from .pdb import DEFAULT_BINS, pdb_repeat_factors, pdb_sample_weights
+from .pdb import DEFAULT_BINS, pdb_repeat_factors, weights_from_factors
 from .sample import Sample
 from .transforms import RawTransform, TestTransform, TrainTransform
 
@@ -221,7 +221,7 @@ def build_train_dataset(config: dict, scheme, seed: int = 0, cache_dir: str | Pa
         mode = tp["pdb_mode"]
         if mode == "sampler":
             factors = pdb_repeat_factors(shapes, bins)
-            weights = pdb_sample_weights(shapes, bins)
+            weights = weights_from_factors(factors)
             num_samples = int(factors.sum())
         else:
             factors = pdb_repeat_factors(shapes, bins, cap=tp["pdb_cap"] if mode == "capped" else None)

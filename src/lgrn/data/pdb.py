@@ -66,5 +66,10 @@ def pdb_sample_weights(shapes: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarr
     """``[N]`` float64 sampling probabilities (sum 1) proportional to the repeat factors: drawing
     ``sum(pdb_repeat_factors(...))`` times with replacement (``WeightedRandomSampler``) gives each
     sample its repeat factor as expected number of draws per epoch."""
-    factors = pdb_repeat_factors(shapes, bins).astype(np.float64)
+    return weights_from_factors(pdb_repeat_factors(shapes, bins))
+
+
+def weights_from_factors(factors: np.ndarray) -> np.ndarray:
+    """Repeat factors ``[N]`` -> sampling probabilities ``[N]`` (float64, sum 1)."""
+    factors = np.asarray(factors, dtype=np.float64)
     return factors / factors.sum()

@@ -38,7 +38,6 @@ WFLW98_TO_COFW29 = (
     76, 82, 79, 90, 94, 85,                  # mouth corners L/R, upper lip top, inner upper, inner lower, lower
     16)                                      # chin
 INDEX_MAPS = {"wflw98": tuple(range(98)), "300w68": WFLW98_TO_300W68, "cofw29": WFLW98_TO_COFW29}
-WFLW_ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 POSE_YAW = 30.0   # |yaw| at or above this (degrees) sets the "pose" flag
 
 

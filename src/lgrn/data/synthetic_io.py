@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
-from .synthetic import WFLW_ATTRIBUTES, SyntheticFaces
+from ..landmarks import get_scheme
+from .readers.release_list import format_release_line, write_text_atomic
+from .synthetic import INDEX_MAPS, SyntheticFaces
 
-ATTRIBUTE_COLUMNS = {"wflw98": WFLW_ATTRIBUTES, "300w68": ("common", "challenging"), "cofw29": ()}
 # Huffman-only deflate: 30 % faster than level 1 and smaller on these noisy images (~100 kB at 256 px).
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
 
@@ -56,16 +55,8 @@ def _write_one(index: int) -> tuple[str, dict[str, int], int]:
     path = _WORKER["image_dir"] / sample.name
     if not cv2.imwrite(str(path), sample.image, PNG_PARAMS):
         raise OSError(f"could not write {path}")
-    coords = " ".join(f"{v:.4f}" for v in sample.landmarks.reshape(-1))
-    weights = " ".join("1" if v else "0" for v in np.repeat(sample.visibility, 2))
-    line = f"{coords} {weights} Image/{sample.name}"
+    line = format_release_line(f"Image/{sample.name}", sample.landmarks, sample.visibility, decimals=4)
     return line, sample.attributes, int((~sample.visibility).sum())
-
-
-def _atomic_write(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
 
 
 def write_synthetic_dataset(out_dir: str | Path, num_images: int, seed: int = 0, size: int = 256,
@@ -102,12 +93,12 @@ def write_synthetic_dataset(out_dir: str | Path, num_images: int, seed: int = 0,
                 bar.update()
     bar.close()
     list_path = out_dir / f"{split}_{num_landmarks}pt.txt"
-    _atomic_write(list_path, [line for line, _, _ in results])
-    columns = ATTRIBUTE_COLUMNS[scheme]
+    write_text_atomic(list_path, [line for line, _, _ in results])
+    columns = get_scheme(scheme).subsets
     attr_path = None
     if columns:
         attr_path = out_dir / f"{split}_{num_landmarks}pt_attr.txt"
-        _atomic_write(attr_path, [" ".join(str(attrs[c]) for c in columns) + " " + line.rsplit(" ", 1)[1]
+        write_text_atomic(attr_path, [" ".join(str(attrs[c]) for c in columns) + " " + line.rsplit(" ", 1)[1]
                                   for line, attrs, _ in results])
     counts = {key: sum(attrs[key] for _, attrs, _ in results) for key in results[0][1]}
     hidden = sum(h for _, _, h in results) / float(num_images * num_landmarks)
@@ -122,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder (Image/ and the list files go there)")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="image i depends only on (seed, i) (default 0)")
-    parser.add_argument("--scheme", default="wflw98", choices=sorted(ATTRIBUTE_COLUMNS),
+    parser.add_argument("--scheme", default="wflw98", choices=sorted(INDEX_MAPS),
                         help="landmark layout (default wflw98)")
     parser.add_argument("--split", default="train", choices=("train", "test"), help="list file prefix")
     parser.add_argument("--occlusion-rate", type=float, default=0.3,

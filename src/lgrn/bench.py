@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from .bench_inference import BACKENDS, QUICK_BACKENDS
+from .bench_models import DEFAULT_MODELS, QUICK_MODELS
 from .bench_timing import BenchRecord
 from .timing import load_average
 
@@ -33,9 +35,9 @@ SECTIONS = ("inference", "head", "train", "data")
 class BenchOptions:
     """Everything a benchmark run needs (the CLI fills it; tests build small ones directly)."""
 
-    models: tuple[str, ...] = ("wflw-lgrn", "wflw-fc", "300w-lgrn", "cofw-lgrn", "light-lgrn")
+    models: tuple[str, ...] = DEFAULT_MODELS
     configs: tuple[str, ...] = ()
-    backends: tuple[str, ...] = ("eager_fp32", "channels_last", "compile", "bf16", "ort_fp32", "ort_int8")
+    backends: tuple[str, ...] = BACKENDS
     batches: tuple[int, ...] = (1, 32)
     sections: tuple[str, ...] = SECTIONS
     crop_size: int = 256
@@ -59,7 +61,7 @@ class BenchOptions:
 
 def quick_options(**overrides) -> BenchOptions:
     """The ``--quick`` set: finishes in under a minute on a quiet 2-core CPU."""
-    base = dict(models=("wflw-lgrn", "light-lgrn"), backends=("eager_fp32", "channels_last", "bf16", "ort_fp32"),
+    base = dict(models=QUICK_MODELS, backends=QUICK_BACKENDS,
                 batches=(1,), head_batch=8, train_batch=8, train_steps=2, data_images=16, data_batch=8,
                 data_loader_workers=0, interpolations=("nearest", "bilinear"), min_seconds=0.2, warmup=1,
                 min_calls=3)
@@ -77,7 +79,7 @@ def resolve_bench_device(name: str) -> torch.device:
 
 def run_benchmarks(options: BenchOptions) -> list[BenchRecord]:
     """Run the selected sections; return the records (in table order)."""
-    from .bench_inference import BACKENDS, Budget, bench_head_split, bench_model
+    from .bench_inference import Budget, bench_head_split, bench_model
     from .bench_models import file_model, model_config
 
     unknown = set(options.backends) - set(BACKENDS)

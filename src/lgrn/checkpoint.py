@@ -15,10 +15,6 @@ from typing import Any
 
 import torch
 
-CHECKPOINT_KEYS = ("epoch", "optimizer", "state_dict", "config", "scheme", "scheduler", "rng",
-                   "lgrn_version", "best_nme")
-
-
 class CheckpointError(ValueError):
     """A checkpoint file cannot be read safely; the message names the file and the reason."""
 

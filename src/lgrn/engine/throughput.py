@@ -16,8 +16,6 @@ import torch
 from .runtime import autocast_context, resolve_device
 
 VARIANTS = ("fp32", "fast")
-# The switches of the fast path, as config overrides (also used by the demo and documented).
-FAST_OVERRIDES = ("train_param.amp=bf16", "train_param.channels_last=true")
 
 
 def variant_config(config: dict, variant: str) -> dict:

@@ -145,10 +145,10 @@ def load_any_model(path: Path, config: dict | None, device: Any) -> tuple[Any, d
         model = load_onnx_model(str(path))
         return model, model.config, {"checkpoint": str(path), "backend": "onnxruntime"}
     from ..checkpoint import load_checkpoint
-    from ..models import load_model
+    from ..models import model_from_checkpoint
 
     stored = load_checkpoint(path)
-    model = load_model(path, config=None if "config" in stored else config).to(device)
+    model = model_from_checkpoint(stored, None if "config" in stored else config, str(path)).to(device)
     info: dict[str, Any] = {"checkpoint": str(path), "backend": "torch"}
     if "epoch" in stored:
         info["epoch"] = int(stored["epoch"])

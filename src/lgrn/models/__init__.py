@@ -7,10 +7,10 @@ from .graph import EdgeSoftmax, GraphConvBlock, RelationLearner, ResGraphBlock, 
 from .heads import FCHead, GraphHead, MapToNode
 from .mobilenet import MobileNetV2
 from .model import (LandmarkModel, build_backbone, build_head, build_model, canonical_backbone_name,
-                    count_parameters, gcn_pattern, load_model, load_state_dict_strict)
+                    count_parameters, gcn_pattern, load_model, load_state_dict_strict, model_from_checkpoint)
 from .resnet import ResNet, build_resnet, load_pretrained_backbone
 
-__all__ = ["LandmarkModel", "build_model", "build_backbone", "build_head", "load_model", "count_parameters",
+__all__ = ["LandmarkModel", "build_model", "build_backbone", "build_head", "load_model", "model_from_checkpoint", "count_parameters",
            "canonical_backbone_name", "gcn_pattern", "load_state_dict_strict", "ResNet", "build_resnet",
            "load_pretrained_backbone", "MobileNetV2", "GraphHead", "FCHead", "MapToNode", "SemGCN",
            "SemGraphConv", "EdgeSoftmax", "GraphConvBlock", "ResGraphBlock", "RelationLearner",

@@ -144,11 +144,18 @@ def load_model(path: str | Path, config: str | Path | dict | None = None,
     given, replaces the stored config) or from an authors' checkpoint (``config`` required: a YAML
     path or a config dict; the weights are converted with ``convert_release_state_dict``)."""
     from ..checkpoint import load_checkpoint
+
+    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), config, str(path))
+
+
+def model_from_checkpoint(checkpoint: dict, config: str | Path | dict | None = None,
+                          path: str = "checkpoint") -> LandmarkModel:
+    """:func:`load_model` on a checkpoint dict already read with ``lgrn.checkpoint.load_checkpoint``
+    (``path`` names it in error messages)."""
     from ..config import load_config, resolve_config
     from ..landmarks import scheme_from_dict
     from .convert import convert_release_state_dict, is_release_checkpoint
 
-    checkpoint = load_checkpoint(path, map_location=map_location)
     if isinstance(config, (str, Path)):
         config = load_config(config)
     elif isinstance(config, dict):
@@ -168,7 +175,7 @@ def load_model(path: str | Path, config: str | Path | dict | None = None,
         config = config if config is not None else resolve_config(checkpoint["config"], source=f"{path}: config")
         model = build_model(config, scheme, pretrained=False)
         state = strip_module_prefix(checkpoint["state_dict"])
-    load_state_dict_strict(model, state, str(path))
+    load_state_dict_strict(model, state, path)
     return model.eval()
 
 

@@ -3,6 +3,7 @@ for PyTorch eager fp32, ONNX Runtime fp32 and ONNX Runtime static int8.
 
     python benchmarks/inference_speed.py                       # WFLW L-GRN (ResNet-34) + light backbone
     python benchmarks/inference_speed.py --threads 2 --json speed.json
+    python benchmarks/inference_speed.py --models shipped --batches 1   # the shipped 68-point model
 
 Random weights (speed does not depend on the values); the int8 model is calibrated on synthetic face
 crops. Each timing is the median of repeated calls after warm-up (lgrn.timing.time_calls). On a shared
@@ -34,7 +35,9 @@ from lgrn.timing import Timing, load_average, time_calls, wait_for_idle  # noqa:
 MODELS = {
     "lgrn-resnet34": [],                                      # the release's WFLW L-GRN, 256 px
     "lgrn-mobilenetv2": ["structure.backbone_name=mobilenetv2"],  # the light backbone, 256 px
+    "shipped": None,                                          # lgrn.pretrained.DEFAULT_MODEL, its trained weights
 }
+DEFAULT_MODELS = ("lgrn-resnet34", "lgrn-mobilenetv2")
 
 
 def synthetic_crops(config: dict, count: int) -> np.ndarray:
@@ -72,8 +75,15 @@ def measure(run, images: np.ndarray, min_seconds: float, idle_cores: float, max_
 def bench_model(name: str, overrides: list[str], batches: list[int], threads: int, workdir: Path,
                 variants: list[str], min_seconds: float, idle_cores: float = 0.1, max_wait: float = 300.0,
                 attempts: int = 3) -> list[dict]:
-    config = lgrn.load_config(REPO / "experiments" / "WLFW" / "config_resnet.yaml", overrides=overrides)
-    model = build_model(config).eval()
+    if overrides is None:
+        from lgrn.models import load_model
+        from lgrn.pretrained import pretrained_path
+
+        model = load_model(pretrained_path())
+        config = model.config
+    else:
+        config = lgrn.load_config(REPO / "experiments" / "WLFW" / "config_resnet.yaml", overrides=overrides)
+        model = build_model(config).eval()
     size = config["structure"]["crop_size"]
     runners = {}
     if "eager" in variants:
@@ -90,7 +100,7 @@ def bench_model(name: str, overrides: list[str], batches: list[int], threads: in
     rng = np.random.default_rng(0)
     for variant, run in runners.items():
         for batch in batches:
-            images = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
+            images = rng.standard_normal((batch, 3 if config["structure"]["is_color"] else 1, size, size)).astype(np.float32)
             timing = measure(run, images, min_seconds, idle_cores, max_wait, attempts)
             rows.append({"model": name, "variant": variant, "batch": batch, "ms_per_batch": timing.median_ms,
                          "ms_per_face": timing.median_ms / batch, "faces_per_s": timing.items_per_s,
@@ -106,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
     parser.add_argument("--batches", default="1,32")
-    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated from {list(MODELS)}")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help=f"comma-separated from {list(MODELS)}")
     parser.add_argument("--variants", default="eager,ort_fp32,ort_int8")
     parser.add_argument("--min-seconds", type=float, default=3.0, help="time each case at least this long")
     parser.add_argument("--idle-cores", type=float, default=0.1,

@@ -47,6 +47,10 @@ def test_tiny_benchmark_writes_schema_records(tmp_path, capsys):
             "cache+augment/bilinear", "gpu_augment/nearest@cpu", "gpu_augment/bilinear@cpu"} <= data_variants
     printed = capsys.readouterr().out
     assert "images/s" in printed and "% of the backbone" in printed and "training fast path" in printed
+    # the CPU capability and the precision amp: auto chose on it
+    capability = torch.backends.cpu.get_cpu_capability()
+    chosen = "bf16" if "BF16" in capability.upper() or "AMX" in capability.upper() else "fp32"
+    assert f"capability {capability}, fast-path precision (amp: auto) {chosen}" in printed
 
 
 def test_time_calls_measures_known_work():

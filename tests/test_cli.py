@@ -182,3 +182,8 @@ def test_demo_quick(tmp_path):
         assert np.isfinite(row["nme_visible"]) and np.isfinite(row["nme_occluded"])
     for file in ("results.md", "ced.png", "predictions.png", "lgrn/checkpoint_best.pth.tar", "fc/analysis.json"):
         assert (out / file).is_file(), file
+    # the shipped model on the real samples beside the checkout: faces found, the annotated ones close
+    real = json.loads((out / "real_faces.json").read_text())
+    assert real["images"] >= 10 and real["faces"] >= real["images"]
+    assert real["annotated_faces_found"] >= 8 and real["mean_nme_inter_ocular"] < 0.08
+    assert cv2.imread(str(out / "real_faces.png")).shape[1] == 5 * 256

@@ -118,7 +118,7 @@ def test_overrides_are_validated_and_applied(tmp_path):
         load_config(path, ["train_param.batch_size"])
     with pytest.raises(ConfigError, match=r"'train_param.batch_size': must be int, got str \('big'\)"):
         load_config(path, ["train_param.batch_size=big"])
-    with pytest.raises(ConfigError, match="'train_param.amp' must be null or bf16"):
+    with pytest.raises(ConfigError, match="'train_param.amp' must be null, auto or bf16"):
         load_config(path, ["train_param.amp=fp8"])
     with pytest.raises(ConfigError, match="refine_300W: true' is not supported"):
         load_config(path, ["test_param.refine_300W=true"])

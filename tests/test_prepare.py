@@ -158,6 +158,29 @@ def test_prepare_300w(shared_data: Path, tmp_path: Path, capsys):
     assert test[1].attributes == {"common": 0, "challenging": 1}
 
 
+def test_prepare_real_300w_recropped(shared_data: Path, tmp_path: Path, capsys):
+    """The real 300-W folder: 2,012 training faces and the 554-face common test set, at the shipped
+    model's 128 px; every crop's list landmarks are the .pts landmarks through the recorded crop matrix."""
+    root = shared_data / "300w_recropped"
+    out = tmp_path / "300W_128"
+    assert main(["300w", "--root", str(root), "--out", str(out), "--size", "128", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "train: 2012 face(s) listed" in text and "test: 554 face(s) listed" in text
+    assert "skipped missing folder(s) ibug" in text            # no iBUG here: 'common' only, said so
+    train = read_release_list(out / "train" / "Image", out / "train" / "train_68pt.txt", 68)
+    test = read_release_list(out / "test" / "Image", out / "test" / "test_68pt.txt", 68)
+    assert len(train) == 2012 and len(test) == 554
+    assert {s.name.split("/")[0] for s in train} == {"afw", "lfpw", "helen"}
+    assert sum(s.name.startswith("helen/testset/") for s in test) == 330
+    assert sum(s.name.startswith("lfpw/testset/") for s in test) == 224
+    crops = read_crops(out / "test" / "test_68pt_crops.jsonl")
+    for sample in test[::111]:
+        record = crops[sample.name]
+        original = read_pts((root / record.original).with_suffix(".pts"))
+        np.testing.assert_allclose(apply_affine(original, record.matrix), sample.landmarks, atol=1e-4)
+        assert cv2.imread(str(out / "test" / "Image" / sample.name)).shape == (128, 128, 3)
+
+
 def test_prepare_cofw_keeps_visibility_as_weights(tmp_path: Path):
     root = tmp_path / "COFW"
     root.mkdir()

@@ -25,6 +25,7 @@ import torch
 from .bench_inference import BACKENDS, QUICK_BACKENDS
 from .bench_models import DEFAULT_MODELS, QUICK_MODELS
 from .bench_timing import BenchRecord
+from .engine.runtime import cpu_capability, resolve_amp
 from .timing import load_average
 
 logger = logging.getLogger("lgrn")
@@ -184,8 +185,10 @@ def cpu_name() -> str:
 def environment_line(device: torch.device, threads: int | None) -> str:
     cpu = f"{cpu_name()} ({os.cpu_count()} logical cores)"
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    precision = resolve_amp("auto", device.type) or "fp32"
     return (f"torch {torch.__version__}, {torch.get_num_threads()} threads (asked {threads}), device {device}"
-            f"{gpu}, CPU {cpu}, python {platform.python_version()}")
+            f"{gpu}, CPU {cpu}, capability {cpu_capability()}, fast-path precision (amp: auto) {precision}, "
+            f"python {platform.python_version()}")
 
 
 def write_json(path: str | Path, records: list[BenchRecord]) -> None:

@@ -91,7 +91,7 @@ SCHEMA: dict[str, Any] = {
         "snapshot_freq": ((int,), 2),
         "seed": ((int, None), None),
         "device": ((str,), "auto"),                   # auto | cpu | cuda
-        "amp": ((str, None), None),                   # None | bf16
+        "amp": ((str, None), None),                   # None (fp32) | auto (bf16 where native) | bf16
         "channels_last": ((bool,), False),
         "compile": ((bool,), False),
         "cache": ((bool,), False),                    # decoded uint8 memmap cache of the training images
@@ -248,8 +248,8 @@ def _check_choices(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: '{section}.{key}' must be one of {allowed}, got {config[section][key]!r}")
     if config["structure"]["gcn_param"]["edge_weights"] not in ("static", "dynamic"):
         raise ConfigError(f"{source}: 'structure.gcn_param.edge_weights' must be static or dynamic")
-    if config["train_param"]["amp"] not in (None, "bf16"):
-        raise ConfigError(f"{source}: 'train_param.amp' must be null or bf16")
+    if config["train_param"]["amp"] not in (None, "auto", "bf16"):
+        raise ConfigError(f"{source}: 'train_param.amp' must be null, auto or bf16, got {config['train_param']['amp']!r}")
     if config["test_param"]["refine_300W"]:
         raise ConfigError(f"{source}: 'test_param.refine_300W: true' is not supported: the release's clamp to the "
                           "non-padded image region is broken (its lower bounds are overwritten, L-GRN.md §9.16) "

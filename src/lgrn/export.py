@@ -320,7 +320,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lgrn export", description=(
         "Export an lgrn checkpoint to ONNX (dynamic batch axis, lgrn metadata embedded + JSON sidecar), check "
         "ONNX Runtime against PyTorch, and optionally add a static int8 model calibrated on face images."))
-    parser.add_argument("--checkpoint", required=True, help="lgrn checkpoint (.pth / .pth.tar)")
+    parser.add_argument("--checkpoint", help="lgrn checkpoint (.pth / .pth.tar; default: the shipped 68-point "
+                        "model, lgrn.pretrained.DEFAULT_MODEL)")
     parser.add_argument("--onnx", required=True, help="output fp32 ONNX file")
     parser.add_argument("--opset", type=int, default=18)
     parser.add_argument("--int8", action="store_true", help="also write a static int8 (QDQ) model")
@@ -356,6 +357,10 @@ def _export(args: argparse.Namespace) -> int:
     from .metrics import nme
     from .models import load_model
 
+    if args.checkpoint is None:
+        from .pretrained import pretrained_path
+
+        args.checkpoint = str(pretrained_path())
     model = load_model(args.checkpoint)
     onnx_path = export_onnx(model, args.onnx, opset=args.opset)
     fp32 = load_onnx_model(onnx_path, threads=args.threads)

@@ -222,6 +222,17 @@ class FaceAligner:
         return cls(onnx_model.run_numpy, onnx_model.scheme, onnx_model.crop_size, onnx_model.is_color,
                    config=onnx_model.config, backend="onnxruntime", **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, **options: Any) -> "FaceAligner":
+        """A ready aligner with a model shipped inside the package (no download): ``name`` is one of
+        ``lgrn.pretrained.available_models()``, default ``lgrn.pretrained.DEFAULT_MODEL`` (68 points,
+        trained on 300-W: research use only, see its model card). ``options`` are those of
+        :meth:`from_checkpoint` (``device``, ``backend``, ``threads``, ``detector``, ``batch_size``,
+        ``box_calibration``, ``refine``)."""
+        from .pretrained import pretrained_path
+
+        return cls.from_checkpoint(pretrained_path(name), **options)
+
     # -- preprocessing -------------------------------------------------------------------------------
     def crop(self, image_bgr: np.ndarray, crop_boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :func:`crop_faces` (with this model's crop size and colour mode)."""

@@ -21,6 +21,7 @@ import numpy as np
 from .detect import HaarFaceDetector, as_boxes, box_iou
 from .export import IMAGE_SUFFIXES
 from .inference import FaceAligner, FaceLandmarks, ImageReadError, read_image
+from .pretrained import DEFAULT_MODEL, pretrained_path
 from .smoothing import DEFAULT_BETA, DEFAULT_D_CUTOFF, DEFAULT_MIN_CUTOFF, OneEuroFilter, jitter
 
 __all__ = ["main", "read_boxes_file", "draw_landmarks", "VIDEO_SUFFIXES"]
@@ -285,7 +286,8 @@ def _open_writer(path: Path, fps: float, width: int, height: int) -> Any:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lgrn predict", description="Landmarks for an image, a folder or a video.")
     p.add_argument("input", help="an image, a folder of images (searched recursively) or a video file")
-    p.add_argument("--checkpoint", required=True, help="lgrn checkpoint or exported .onnx model")
+    p.add_argument("--checkpoint", help="lgrn checkpoint or exported .onnx model (default: the shipped "
+                   "68-point model, lgrn.pretrained.DEFAULT_MODEL)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--boxes", help="face boxes file (JSON or CSV, see docs) instead of the face detector")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), help="default: from the checkpoint's file type")
@@ -308,7 +310,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, source: Path, out: Path, angles: tuple[float, ...]) -> tuple[list, dict, Any]:
     boxes = read_boxes_file(args.boxes) if args.boxes else None
-    aligner = FaceAligner.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
+    checkpoint = args.checkpoint if args.checkpoint else pretrained_path()
+    aligner = FaceAligner.from_checkpoint(checkpoint, device=args.device, backend=args.backend,
                                           threads=args.threads, batch_size=args.batch_size, refine=args.refine,
                                           detector=HaarFaceDetector(angles=angles, min_size=args.min_face))
     out.mkdir(parents=True, exist_ok=True)
@@ -343,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         # bad input (unreadable image, missing checkpoint, malformed boxes file...): the message names it
         print(f"lgrn predict: error: {exc}", file=sys.stderr)
         return 1
-    summary["checkpoint"] = str(args.checkpoint)
+    summary["checkpoint"] = str(args.checkpoint) if args.checkpoint else f"pretrained:{DEFAULT_MODEL}"
     _write_outputs(out, records, aligner.scheme.name, aligner.scheme.num_landmarks, summary)
     print(f"{summary.get('images', summary.get('frames'))} {'frame(s)' if summary['mode'] == 'video' else 'image(s)'},"
           f" {summary['faces']} face record(s) -> {out / 'landmarks.json'}, {out / 'landmarks.csv'}")

@@ -2,7 +2,8 @@
 backbone at 128 px and the fast CPU path, evaluate both on held-out synthetic faces that include
 occluded ones, and compare them: NME, FR@0.1, AUC@0.1, NME on visible vs occluded landmarks,
 parameters and ms per face. Writes the table (markdown + json), the CED plot of both models and a
-grid of predictions into the output folder.
+grid of predictions into the output folder. Then the shipped 68-point model runs on real photos
+(``demo_real``: ``real_faces.png``, ``real_faces.json``).
 
 The configs are ``experiments/synthetic/demo_lgrn.yaml`` and ``demo_fc.yaml`` (the release schema);
 both heads train on the very same generated images.
@@ -23,6 +24,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..config import get_scheme_for_config, load_config
+from .demo_real import run_real_faces
 from .evaluate import EvalResult, dataset_samples, evaluate
 from .loaders import build_training_data
 from .report import draw_landmarks, plot_ced, sample_image, visibility_split
@@ -151,10 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny run (seconds) to check the set-up")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of both demo configs")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="a folder of your own photos for the shipped model (default: the real samples beside "
+                        "a source checkout, ../shared/data)")
+    parser.add_argument("--no-real-faces", action="store_true", help="skip the shipped model on real photos")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.photos is not None and not args.photos.is_dir():
+        parser.error(f"--photos {args.photos} is not a folder")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with run_logging(out, True, "demo.log"):
         run_demo(out, quick=args.quick, progress=not args.no_progress, overrides=args.overrides)
+        if not args.no_real_faces:
+            run_real_faces(out, args.photos)
     return 0

@@ -37,12 +37,55 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_context(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
-    """bf16 autocast on cpu or cuda when ``amp: bf16``; a no-op context otherwise."""
+AMP_CHOICES = (None, "auto", "bf16")
+# CPU capabilities (torch.backends.cpu.get_cpu_capability()) with native bf16 arithmetic; on the others
+# (AVX2, plain AVX512) bf16 autocast is emulated and a training step is several times SLOWER than fp32.
+NATIVE_BF16_CAPABILITIES = ("AVX512_BF16", "AMX_BF16")
+_warned_emulated_bf16 = False
+
+
+def cpu_capability() -> str:
+    """What ``torch.backends.cpu.get_cpu_capability()`` reports (e.g. ``AVX2``, ``AVX512``,
+    ``AVX512_BF16``), or ``DEFAULT`` when the build cannot tell."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # very old builds
+        return "DEFAULT"
+
+
+def has_native_bf16(device_type: str, capability: str | None = None) -> bool:
+    """True on CUDA, and on a CPU whose capability includes native bf16 (``AVX512_BF16``, AMX)."""
+    if device_type == "cuda":
+        return True
+    capability = cpu_capability() if capability is None else capability
+    return any(name in capability.upper() for name in NATIVE_BF16_CAPABILITIES)
+
+
+def resolve_amp(amp: str | None, device_type: str, capability: str | None = None) -> str | None:
+    """The precision a run really uses: ``auto`` -> ``bf16`` where bf16 is native (CUDA, or a CPU
+    reporting AVX512_BF16 / AMX), ``None`` (fp32) otherwise. ``bf16`` stays bf16 but logs one warning
+    on a CPU that only emulates it; ``None`` stays fp32."""
+    global _warned_emulated_bf16
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"train_param.amp must be null, auto or bf16, got {amp!r}")
     if amp is None:
+        return None
+    native = has_native_bf16(device_type, capability)
+    if amp == "auto":
+        return "bf16" if native else None
+    if not native and not _warned_emulated_bf16:
+        _warned_emulated_bf16 = True
+        logger.warning("amp: bf16 on a CPU without native bf16 (capability %s): bf16 is emulated there and "
+                       "runs several times slower than fp32; use amp: auto (fp32 on this CPU)",
+                       cpu_capability() if capability is None else capability)
+    return "bf16"
+
+
+def autocast_context(device: torch.device, amp: str | None) -> contextlib.AbstractContextManager:
+    """bf16 autocast on cpu or cuda when ``amp`` resolves to bf16 (see :func:`resolve_amp`); a no-op
+    context otherwise."""
+    if resolve_amp(amp, device.type) is None:
         return contextlib.nullcontext()
-    if amp != "bf16":
-        raise ValueError(f"train_param.amp must be null or bf16, got {amp!r}")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 

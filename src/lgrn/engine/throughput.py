@@ -20,7 +20,8 @@ VARIANTS = ("fp32", "fast")
 
 def variant_config(config: dict, variant: str) -> dict:
     """A copy of ``config`` with the training switches of ``variant``: ``fp32`` = amp off,
-    channels_last off, compile off (the release); ``fast`` = bf16 + channels_last (compile as given)."""
+    channels_last off, compile off (the release); ``fast`` = ``amp: auto`` (bf16 where it is native: CUDA or a
+    CPU with AVX512_BF16 / AMX; fp32 elsewhere) + channels_last (compile as given)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     config = copy.deepcopy(config)
@@ -28,7 +29,7 @@ def variant_config(config: dict, variant: str) -> dict:
     if variant == "fp32":
         tp.update(amp=None, channels_last=False, compile=False)
     else:
-        tp.update(amp="bf16", channels_last=True)
+        tp.update(amp="auto", channels_last=True)
     return config
 
 

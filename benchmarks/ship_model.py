@@ -69,11 +69,11 @@ def card_text(name: str, result: dict, config: dict, parameters: int, epoch: int
     lines += ["", "AUC is the release's convention (trapezoid over the 20-point CED grid up to 0.1, maximum 0.95)."]
     det = result.get("detector_crops")
     if det:
-        found = det["found_only"]
-        lines += ["", f"With the default face detector's boxes ({det['detector']}) instead of the ground truth: found {det['found']} of "
-                  f"{det['faces']} faces; on those, NME inter-ocular {found['nme_io']:.2f} %, inter-pupil "
-                  f"{found['nme_ip']:.2f} %, FR@0.1 {found['fr_io']:.2f} %; counting the {det['missed']} missed "
-                  f"faces as failures, FR@0.1 {det['misses_as_failures']['fr_io']:.2f} %."]
+        lines += ["", f"With the default face detector's boxes ({det['detector']}) instead of the ground truth: "
+                  f"found {det['found']} of {det['faces']} faces; on those, NME inter-ocular "
+                  f"{100 * det['nme_io_found']:.2f} %, inter-pupil {100 * det['nme_ip_found']:.2f} %; counting the "
+                  f"{det['missed']} missed faces as failures, FR@0.1 {100 * det['fr_io']:.2f} %, AUC@0.1 "
+                  f"{det['auc_io']:.4f}."]
     q = result.get("int8")
     if q:
         lines += ["", f"ONNX Runtime: fp32 NME {q['onnx_fp32_nme_io']:.3f} %, static int8 {q['onnx_int8_nme_io']:.3f} % "

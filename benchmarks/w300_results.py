@@ -12,9 +12,8 @@ For each model:
   the release's 20-point grid and the exact integral), for all 554 faces and the HELEN / LFPW halves;
 - ``--detector``: the same faces found by lgrn's default face detector in the 300-W images under
   ``--raw-root`` (each image holds one annotated face, 2x its landmark box), cropped by the detector's box
-  calibration exactly as ``lgrn predict`` does. A face is found when a detection's centre lies inside the
-  annotated face's landmark box; missed faces are counted as failures (NME 1.0 in FR and AUC) and left
-  out of the NME, and the miss count is printed;
+  calibration exactly as ``lgrn predict`` does (``lgrn.engine.detector_eval``): missed faces are counted
+  as failures (NME 1.0 in FR and AUC) and left out of the NME, and the miss count is printed;
 - ``--int8``: the model exported to ONNX (fp32) and quantised to static int8, calibrated on 64 training
   crops (never test faces), both evaluated on the ground-truth crops: the int8 NME change.
 """
@@ -37,6 +36,7 @@ from lgrn import metrics  # noqa: E402
 from lgrn.config import resolve_config  # noqa: E402
 from lgrn.data.dataset import build_test_dataset  # noqa: E402
 from lgrn.data.readers import read_300w  # noqa: E402
+from lgrn.engine.detector_eval import evaluate_with_detector  # noqa: E402
 from lgrn.engine.evaluate import evaluate  # noqa: E402
 from lgrn.inference import FaceAligner  # noqa: E402
 from lgrn.models import load_model  # noqa: E402
@@ -84,39 +84,14 @@ def ground_truth_crops(model, config: dict, network=None) -> dict:
 def detector_crops(checkpoint: Path, raw_root: Path) -> dict:
     """NME with the default detector's crops on the raw 300-W common images (see the module docstring)."""
     aligner = FaceAligner.from_checkpoint(checkpoint)
-    samples = read_300w(raw_root, "common")
-    found_io, found_ip, all_io, names, missed, false_boxes = [], [], [], [], [], 0
-    for sample in samples:
-        result = aligner.predict(str(sample.image_path), color="bgr")
-        gt = np.asarray(sample.landmarks, dtype=np.float64)
-        lo, hi = gt.min(axis=0), gt.max(axis=0)
-        centres = (result.boxes[:, :2] + result.boxes[:, 2:]) / 2 if len(result) else np.zeros((0, 2))
-        inside = np.all((centres >= lo) & (centres <= hi), axis=1)
-        false_boxes += int((~inside).sum())
-        if not inside.any():
-            missed.append(sample.name)
-            all_io.append(1.0)
-            names.append(sample.name)
-            continue
-        # the detection whose centre is closest to the landmark box centre is this face
-        best = int(np.argmin(np.where(inside, np.linalg.norm(centres - (lo + hi) / 2, axis=1), np.inf)))
-        pred = result.landmarks[best][None].astype(np.float64)
-        io = float(metrics.nme(pred, gt[None], aligner.scheme, "inter_ocular")[0])
-        found_io.append(io)
-        found_ip.append(float(metrics.nme(pred, gt[None], aligner.scheme, "inter_pupil")[0]))
-        all_io.append(io)
-        names.append(sample.name)
-    all_io_arr = np.minimum(np.array(all_io), 1.0)
-    out = {"detector": type(aligner.detector).__name__, "faces": len(samples), "found": len(found_io), "missed": len(missed), "false_boxes": false_boxes,
-           "missed_names": missed,
-           "found_only": summary(np.array(found_io), np.array(found_ip)) if found_io else None,
-           "misses_as_failures": {"fr_io": 100 * metrics.failure_rate(all_io_arr, 0.1),
-                                  "auc_io": metrics.auc(all_io_arr, 0.1, "release")}}
+    faces = [(s.name, s.image_path, s.landmarks) for s in read_300w(raw_root, "common")]
+    result = evaluate_with_detector(aligner, faces)
+    out = result.summary()
     for half, prefix in HALVES.items():
-        mask = np.array([n.startswith(prefix) for n in names], dtype=bool)
-        values = all_io_arr[mask]
-        out[half] = {"faces": int(mask.sum()), "missed": int((values >= 1.0).sum()),
-                     "nme_io_found": 100 * float(values[values < 1.0].mean()) if (values < 1.0).any() else None}
+        mask = np.array([n.startswith(prefix) for n in result.names], dtype=bool)
+        found = mask & result.found
+        out[half] = {"faces": int(mask.sum()), "missed": int((mask & ~result.found).sum()),
+                     "nme_io_found": 100 * float(result.nme_io[found].mean()) if found.any() else None}
     return out
 
 
@@ -157,12 +132,11 @@ def report(name: str, checkpoint: Path, args: argparse.Namespace, workdir: Path)
           f"{gt['lfpw']['nme_io']:.3f}% / {gt['lfpw']['nme_ip']:.3f}% ({gt['lfpw']['count']}) (IO / IP)", flush=True)
     if args.detector:
         det = out["detector_crops"] = detector_crops(checkpoint, args.raw_root)
-        found = det["found_only"]
-        print(f"{name}: 300-W common, default-detector ({det['detector']}) crops: found {det['found']} of {det['faces']} faces "
-              f"({det['missed']} missed, {det['false_boxes']} other boxes); on the found faces NME inter-ocular "
-              f"{found['nme_io']:.3f}%, inter-pupil {found['nme_ip']:.3f}%, FR@0.1 {found['fr_io']:.2f}%; misses "
-              f"counted as failures: FR@0.1 {det['misses_as_failures']['fr_io']:.2f}%, AUC@0.1 "
-              f"{det['misses_as_failures']['auc_io']:.4f}", flush=True)
+        print(f"{name}: 300-W common, default-detector ({det['detector']}) crops: found {det['found']} of "
+              f"{det['faces']} faces ({det['missed']} missed, {det['other_boxes']} other boxes); on the found faces "
+              f"NME inter-ocular {100 * det['nme_io_found']:.3f}%, inter-pupil {100 * det['nme_ip_found']:.3f}%; "
+              f"misses counted as failures: FR@0.1 (IO) {100 * det['fr_io']:.2f}%, AUC@0.1 (IO) "
+              f"{det['auc_io']:.4f}", flush=True)
     if args.int8:
         q = out["int8"] = int8_change(model, config, workdir)
         print(f"{name}: ONNX Runtime on ground-truth crops: fp32 NME (IO) {q['onnx_fp32_nme_io']:.3f}%, int8 "

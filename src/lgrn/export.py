@@ -210,17 +210,18 @@ def load_onnx_model(path: str | Path, threads: int | None = None, device: str = 
 def calibration_inputs(folder: str | Path, crop_size: int, is_color: bool = True, max_faces: int = 64,
                        detector: Any = None) -> np.ndarray:
     """Network inputs ``[N, C, S, S]`` float32 for quantisation calibration from the images under
-    ``folder`` (recursive, sorted): faces found by the detector (default Haar) are cut as at inference;
+    ``folder`` (recursive, sorted): faces found by the detector (default: ``default_detector()``) are cut as
+    at inference;
     an image without a detected face is used whole (centre square), which suits folders of prepared
     face crops. Unreadable files are skipped; an empty result is an error."""
-    from .detect import HaarFaceDetector
+    from .detect import default_detector
     from .inference import ImageReadError, crop_faces, read_image
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"calibration folder not found: {folder}")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    detector = detector or HaarFaceDetector()
+    detector = detector or default_detector()
     inputs: list[np.ndarray] = []
     for path in files:
         if sum(len(x) for x in inputs) >= max_faces:

@@ -4,7 +4,7 @@
 into the network input exactly as in training (BGR, grayscale when the model is, per-image z-score,
 ``normalize_image``), run through the model (PyTorch or ONNX Runtime) in batches that mix the faces of
 all images of a call, and mapped back through the inverse crop transform. Boxes come from the caller
-or from a :class:`lgrn.detect.FaceDetector` (OpenCV's bundled Haar cascade by default). The result is
+or from a :class:`lgrn.detect.FaceDetector` (RetinaFace by default, OpenCV's Haar cascade as fallback). The result is
 always a :class:`FaceLandmarks` (``N = 0`` when there is no face, never ``None``).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from .detect import LANDMARK_BOX, BoxCalibration, FaceDetector, HaarFaceDetector, as_boxes
+from .detect import LANDMARK_BOX, BoxCalibration, FaceDetector, as_boxes, default_detector
 from .geometry import apply_affines, crop_matrix, cut_crop, invert_affines, square_crop_box
 
 __all__ = ["FaceAligner", "FaceLandmarks", "ImageReadError", "read_image", "to_bgr", "load_bgr", "crop_faces",
@@ -147,7 +147,8 @@ class FaceAligner:
 
     ``network`` maps network inputs ``[B, C, S, S]`` float32 (numpy) to landmarks ``[B, K, 2]`` in input
     pixels; usually built by :meth:`from_checkpoint`. ``detector`` finds faces when no boxes are given
-    (default: :class:`lgrn.detect.HaarFaceDetector`). ``box_calibration`` maps caller-given boxes to the
+    (default: :func:`lgrn.detect.default_detector`, RetinaFace, or the Haar cascade when RetinaFace cannot
+    run). ``box_calibration`` maps caller-given boxes to the
     crop (default: the training rule, square 1.2 x box, right for tight face / landmark boxes).
     ``refine`` > 0 re-crops each face around its own predicted landmarks (the training crop rule
     exactly) and predicts again, that many times: it corrects badly placed detector crops but inherits
@@ -173,8 +174,8 @@ class FaceAligner:
 
     @property
     def detector(self) -> FaceDetector:
-        if self._detector is None:   # built on first use: callers that pass boxes never load the cascade
-            self._detector = HaarFaceDetector()
+        if self._detector is None:   # built on first use: callers that pass boxes never load a detector
+            self._detector = default_detector()
         return self._detector
 
     @detector.setter

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .detect import HaarFaceDetector, as_boxes, box_iou
+from .detect import DETECTORS, HaarFaceDetector, as_boxes, box_iou, default_detector
 from .export import IMAGE_SUFFIXES
 from .inference import FaceAligner, FaceLandmarks, ImageReadError, read_image
 from .pretrained import DEFAULT_MODEL, pretrained_path
@@ -295,9 +295,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--refine", type=int, default=0, help="re-crop around the predicted landmarks N times")
-    p.add_argument("--detector-angles", default="0", help="comma-separated in-plane angles the Haar detector "
-                   "scans, e.g. 0,-25,25 to find tilted faces (slower)")
-    p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels for the detector")
+    p.add_argument("--detector", default="auto", choices=("auto", *DETECTORS),
+                   help="face detector: auto (default) = RetinaFace, or the Haar cascade when RetinaFace cannot run")
+    p.add_argument("--detector-angles", default="0", help="haar only: comma-separated in-plane angles the Haar "
+                   "cascade scans, e.g. 0,-25,25 to find tilted faces (slower)")
+    p.add_argument("--min-face", type=int, default=None,
+                   help="smallest face side in pixels (default: 16 for RetinaFace, 40 for Haar)")
     p.add_argument("--no-annotate", action="store_true", help="do not write annotated images / video")
     p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
     p.add_argument("--min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, help="One Euro min cutoff (Hz)")
@@ -308,12 +311,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _detector(args: argparse.Namespace, angles: tuple[float, ...]):
+    detector = default_detector(args.detector, threads=args.threads, min_size=args.min_face)
+    if isinstance(detector, HaarFaceDetector) and angles != (0.0,):
+        detector = HaarFaceDetector(angles=angles, min_size=detector.min_size)
+    return detector
+
+
 def _run(args: argparse.Namespace, source: Path, out: Path, angles: tuple[float, ...]) -> tuple[list, dict, Any]:
     boxes = read_boxes_file(args.boxes) if args.boxes else None
     checkpoint = args.checkpoint if args.checkpoint else pretrained_path()
     aligner = FaceAligner.from_checkpoint(checkpoint, device=args.device, backend=args.backend,
                                           threads=args.threads, batch_size=args.batch_size, refine=args.refine,
-                                          detector=HaarFaceDetector(angles=angles, min_size=args.min_face))
+                                          detector=_detector(args, angles))
     out.mkdir(parents=True, exist_ok=True)
     progress, annotate = not args.no_progress, not args.no_annotate
     if source.is_dir():

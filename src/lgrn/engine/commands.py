@@ -9,6 +9,7 @@ return exit status 2; Ctrl-C returns 130 after saving a resumable checkpoint.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -76,9 +77,19 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--expname", required=True, help="folder for the reports")
     parser.add_argument("--eval_ckpts", "--eval-ckpts", dest="eval_ckpts", action="store_true")
     parser.add_argument("--model", "--checkpoint", dest="model", default=None, help="alias of --load_path")
+    parser.add_argument("--crops", choices=("gt", "detector"), default="gt",
+                        help="gt (default): crops from the ground-truth landmark box, as the papers; detector: "
+                        "also find each face with the default face detector in its original image and crop from "
+                        "that box, as `lgrn predict` does (needs --images-root); both NMEs are reported")
+    parser.add_argument("--images-root", default=None,
+                        help="with --crops detector: the folder given to `lgrn prepare --root` (the originals named "
+                        "in the test list's *_crops.jsonl)")
     _add_common(parser)
     args = parser.parse_args(argv)
     args.load_path = args.load_path or args.model
+    if args.crops == "detector" and (args.eval_ckpts or not args.images_root):
+        parser.error("--crops detector needs --images-root (the folder given to `lgrn prepare --root`) and one "
+                     "--load_path (not --eval_ckpts)")
     return _run(args, "eval_ckpts" if args.eval_ckpts else "evaluate")
 
 
@@ -108,8 +119,11 @@ def _run(args: argparse.Namespace, mode: str) -> int:
             if mode == "train":
                 _train(args, config, expname, ctx)
             elif mode == "evaluate":
-                evaluate_path(Path(args.load_path), expname, config, ctx, visualize=args.visualize,
-                              overrides=args.overrides, progress=not args.no_progress)
+                report = evaluate_path(Path(args.load_path), expname, config, ctx, visualize=args.visualize,
+                                       overrides=args.overrides, progress=not args.no_progress)
+                if getattr(args, "crops", "gt") == "detector" and ctx.is_main:
+                    evaluate_detector_crops(Path(args.load_path), expname, config, args.overrides,
+                                            Path(args.images_root), report)
             else:
                 evaluate_checkpoints(expname, config, ctx, overrides=args.overrides, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -185,6 +199,35 @@ def evaluate_path(path: Path, expname: Path, config: dict | None, ctx: DistConte
         return {}
     return write_reports(result, expname, scheme, info, visualize=visualize, samples=dataset_samples(dataset),
                          norm=tp["norm"])
+
+
+def evaluate_detector_crops(path: Path, expname: Path, config: dict | None, overrides: list[str],
+                            images_root: Path, gt_report: dict[str, Any]) -> dict[str, Any]:
+    """``--crops detector``: the test faces found by the default detector in their original images
+    (``detector_eval``); writes ``detector_crops.json`` and logs both NMEs side by side."""
+    from ..data.dataset import build_test_dataset
+    from ..inference import FaceAligner
+    from .detector_eval import evaluate_with_detector, faces_from_prepared
+    from .evaluate import dataset_samples
+
+    if path.suffix.lower() == ".onnx":
+        aligner = FaceAligner.from_checkpoint(path)
+    else:
+        aligner = FaceAligner.from_checkpoint(path, device="auto")
+    data_config = config if config is not None else _resolve(aligner.config, overrides)
+    tp = data_config["test_param"]
+    if len(str(tp["val_source"]).split()) != 1:
+        raise ConfigError("--crops detector evaluates one test list (test_param.val_source holds several)")
+    samples = dataset_samples(build_test_dataset(data_config, aligner.scheme))
+    result = evaluate_with_detector(aligner, faces_from_prepared(samples, tp["val_source"], images_root))
+    summary = result.summary()
+    summary["gt_crops_nme_io"] = gt_report["overall"]["nme_io"]
+    atomic_write_text(expname / "detector_crops.json", json.dumps(summary, indent=2) + "\n")
+    logger.info("NME inter-ocular: %.6f with ground-truth crops, %.6f with %s crops on the %d of %d faces it found "
+                "(%d missed, counted as failures: FR@0.1 %.4f, AUC@0.1 %.4f) -> %s", gt_report["overall"]["nme_io"],
+                summary["nme_io_found"], summary["detector"], summary["found"], summary["faces"], summary["missed"],
+                summary["fr_io"], summary["auc_io"], expname / "detector_crops.json")
+    return summary
 
 
 def _check_compatible(data_config: dict, model_config: dict, path: Path) -> None:

@@ -1,24 +1,20 @@
-"""Face detectors behind one small interface, and the calibration that maps a detector's boxes to the
-network's face crop. A detector returns face boxes ``[N, 4]`` (x1, y1, x2, y2, image pixels) in its
-own style; its :class:`BoxCalibration` turns each box into the square crop the model was trained on
-(side 1.2 x the landmark box, centred on it, L-GRN.md §5.1). The default :class:`HaarFaceDetector`
-uses the Haar cascade that ships inside opencv-python(-headless) (``cv2.data.haarcascades``), so
-nothing is downloaded; its calibration was fitted on the real WFLW / 300W samples (see
-docs/inference.md and :func:`calibrate_detector`). Any other detector plugs in by subclassing
-:class:`FaceDetector` or wrapping a function with :class:`CallableDetector`.
+"""The detector interface and the calibration that maps a detector's boxes to the network's face crop. A
+detector returns face boxes ``[N, 4]`` (x1, y1, x2, y2, image pixels) in its own style; its
+:class:`BoxCalibration` turns each box into the square crop the model was trained on (side 1.2 x the
+landmark box, centred on it). :func:`calibrate_detector` fits such a calibration on annotated faces.
+Any detector plugs in by subclassing :class:`FaceDetector` or wrapping a function with
+:class:`CallableDetector`.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import cv2
 import numpy as np
 
-__all__ = ["BoxCalibration", "LANDMARK_BOX", "HAAR_CALIBRATION", "FaceDetector", "HaarFaceDetector",
-           "CallableDetector", "CalibrationReport", "calibration_residuals", "fit_box_calibration",
-           "calibrate_detector", "box_iou", "as_boxes"]
+__all__ = ["BoxCalibration", "LANDMARK_BOX", "FaceDetector", "CallableDetector", "CalibrationReport",
+           "calibration_residuals", "fit_box_calibration", "calibrate_detector", "box_iou", "as_boxes",
+           "match_faces"]
 
 
 def as_boxes(boxes: np.ndarray | Sequence | None, where: str = "boxes") -> np.ndarray:
@@ -53,6 +49,30 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
+def match_faces(boxes: np.ndarray, faces: Sequence[np.ndarray]) -> list[int | None]:
+    """For each annotated face (landmarks ``[K, 2]``) the index of the detection in ``boxes [N, 4]`` that
+    is it, or None: its centre lies inside the landmark box and its larger side is 0.5-2x the landmark
+    box's larger side (detectors draw boxes of different styles); the closest centre wins and each
+    detection serves one face."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    used = np.zeros(len(boxes), dtype=bool)
+    out: list[int | None] = []
+    for landmarks in faces:
+        lo, hi = np.min(landmarks, axis=0), np.max(landmarks, axis=0)
+        side = float(np.max(hi - lo))
+        ok = np.all((centres >= lo) & (centres <= hi), axis=1) & (sides >= 0.5 * side) & (sides <= 2 * side) & ~used
+        if not ok.any():
+            out.append(None)
+            continue
+        distance = np.where(ok, np.linalg.norm(centres - (lo + hi) / 2, axis=1), np.inf)
+        best = int(np.argmin(distance))
+        used[best] = True
+        out.append(best)
+    return out
+
+
 @dataclass(frozen=True)
 class BoxCalibration:
     """Detector box -> network crop: with ``side = max(w, h)`` of the box, the crop is the square of side
@@ -76,11 +96,6 @@ class BoxCalibration:
 
 
 LANDMARK_BOX = BoxCalibration(1.2, 0.0, 0.0)
-# Fitted with calibrate_detector(HaarFaceDetector(), ...) on the 20 faces of ../shared/data (14 WFLW test
-# faces, 6 300W/LFPW faces) against the training crop (1.2 x landmark box): see docs/inference.md.
-HAAR_CALIBRATION = BoxCalibration(scale=1.068, offset_x=0.009, offset_y=0.178)
-
-
 class FaceDetector:
     """Interface: ``detect(image BGR uint8 [H, W, 3]) -> boxes [N, 4]`` float64 (x1, y1, x2, y2 in image
     pixels; ``[0, 4]`` when there is no face) plus ``calibration``, the map from those boxes to the
@@ -106,84 +121,6 @@ class CallableDetector(FaceDetector):
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         return as_boxes(self.function(image), where=f"detector {getattr(self.function, '__name__', 'function')}")
-
-
-class HaarFaceDetector(FaceDetector):
-    """OpenCV's bundled Viola-Jones cascade (frontal faces). The image is reduced so that its longer side
-    is at most ``max_side`` (speed), histogram-equalised, and scanned with ``scale_factor`` /
-    ``min_neighbors``; ``min_size`` is the smallest face side in ORIGINAL pixels. ``angles`` (degrees)
-    also scans rotated copies of the image, which finds faces tilted in-plane beyond the cascade's
-    ~15 degree tolerance at one extra scan per angle; overlapping detections are merged, earlier angles
-    first. Returned boxes are the cascade's squares in original-image pixels (for a rotated scan: the
-    square around the mapped centre, same side)."""
-
-    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
-                 min_neighbors: int = 5, min_size: int = 40, max_side: int | None = 1024,
-                 angles: Iterable[float] = (0.0,), equalize: bool = True,
-                 calibration: BoxCalibration = HAAR_CALIBRATION) -> None:
-        path = Path(cascade) if Path(cascade).is_file() else Path(cv2.data.haarcascades) / cascade
-        self.classifier = cv2.CascadeClassifier(str(path))
-        if self.classifier.empty():
-            raise FileNotFoundError(f"cannot load the Haar cascade {path} (expected a file name from "
-                                    f"cv2.data.haarcascades = {cv2.data.haarcascades} or a path)")
-        if scale_factor <= 1.0:
-            raise ValueError(f"scale_factor must be > 1, got {scale_factor}")
-        self.scale_factor = float(scale_factor)
-        self.min_neighbors = int(min_neighbors)
-        self.min_size = int(min_size)
-        self.max_side = max_side
-        self.angles = tuple(float(a) for a in angles)
-        self.equalize = equalize
-        self.calibration = calibration
-
-    def _gray(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-        factor = 1.0
-        if self.max_side and max(image.shape[:2]) > self.max_side:
-            factor = self.max_side / max(image.shape[:2])
-            image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-        return (cv2.equalizeHist(image) if self.equalize else image), factor
-
-    def _scan(self, gray: np.ndarray, angle: float, min_size: int) -> np.ndarray:
-        """Detections of one scan as centre x, centre y, side in ``gray``'s pixels: ``[N, 3]``."""
-        h, w = gray.shape
-        matrix = None
-        if angle:
-            # Rotate about the image centre on a canvas large enough to keep every pixel.
-            matrix = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, 1.0)
-            cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
-            out_w, out_h = int(np.ceil(h * sin + w * cos)), int(np.ceil(h * cos + w * sin))
-            matrix[0, 2] += out_w / 2 - w / 2
-            matrix[1, 2] += out_h / 2 - h / 2
-            gray = cv2.warpAffine(gray, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR)
-        found = self.classifier.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                                 minSize=(min_size, min_size))
-        if len(found) == 0:
-            return np.zeros((0, 3))
-        found = np.asarray(found, dtype=np.float64)
-        # cv2 rectangles cover pixels x .. x+w-1: the centre of that pixel range is x + (w - 1) / 2.
-        centres = found[:, :2] + (found[:, 2:4] - 1) / 2
-        if matrix is not None:
-            centres = (centres - matrix[:, 2]) @ np.linalg.inv(matrix[:, :2]).T
-        return np.concatenate([centres, found[:, 2:3]], axis=1)
-
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        gray, factor = self._gray(np.asarray(image))
-        min_size = max(1, round(self.min_size * factor))
-        boxes = np.zeros((0, 4))
-        for angle in self.angles:
-            found = self._scan(gray, angle, min_size)
-            if not len(found):
-                continue
-            # Back to original pixels: pixel centres scale about -0.5 (cv2.resize convention).
-            centres = (found[:, :2] + 0.5) / factor - 0.5
-            half = found[:, 2:3] / factor / 2
-            new = np.concatenate([centres - half, centres + half], axis=1)
-            if len(boxes):
-                new = new[box_iou(new, boxes).max(axis=1) < 0.3]
-            boxes = np.concatenate([boxes, new])
-        return boxes
 
 
 @dataclass
@@ -247,7 +184,7 @@ def calibrate_detector(detector: FaceDetector, faces: Iterable[tuple[str, np.nda
     only its residuals are measured (no fit). Returns the calibration, its :class:`CalibrationReport` and
     ``{name: detector box}`` of the matched faces. Consecutive faces passing the same image object share
     one scan."""
-    from .geometry import landmark_box, square_box_from_bbox
+    from ..geometry import landmark_box, square_box_from_bbox
 
     last_image, found = None, np.zeros((0, 4))
     matched_names, detector_boxes, targets, missed, total = [], [], [], [], 0

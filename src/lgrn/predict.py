@@ -1,5 +1,6 @@
-"""`lgrn predict INPUT --checkpoint CKPT --out DIR`: landmarks for an image, a folder of images (recursive,
-with a progress bar) or a video, written as ``landmarks.json`` (one record per face), ``landmarks.csv``,
+"""`lgrn predict INPUT [--checkpoint CKPT] --out DIR`: landmarks for an image, a folder of images (recursive,
+with a progress bar) or a video, written as ``landmarks.json`` (one record per face), ``landmarks.csv`` (and,
+with ``--format``, COCO keypoints JSON, iBUG ``.pts`` files and an OpenFace-style CSV: ``output_formats``),
 ``summary.json`` and annotated images (``annotated/``) or an annotated video (``<stem>_annotated.mp4``).
 Faces come from the detector or from ``--boxes FILE``. In a video, faces are linked into tracks from
 frame to frame (box overlap) and each track is smoothed with a One Euro filter (``--no-smooth`` turns it
@@ -9,7 +10,6 @@ Unreadable files are skipped and listed in folder mode; a single unreadable imag
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -21,6 +21,7 @@ import numpy as np
 from .detect import DETECTORS, HaarFaceDetector, as_boxes, box_iou, default_detector
 from .export import IMAGE_SUFFIXES
 from .inference import FaceAligner, FaceLandmarks, ImageReadError, read_image
+from .output_formats import DEFAULT_FORMATS, FORMATS, write_outputs
 from .pretrained import DEFAULT_MODEL, pretrained_path
 from .smoothing import DEFAULT_BETA, DEFAULT_D_CUTOFF, DEFAULT_MIN_CUTOFF, OneEuroFilter, jitter
 
@@ -106,28 +107,13 @@ def draw_landmarks(image: np.ndarray, result: FaceLandmarks, landmarks: np.ndarr
 def _record(name: str, index: int, result: FaceLandmarks, landmarks: np.ndarray | None = None,
             **extra: Any) -> dict[str, Any]:
     points = result.landmarks[index] if landmarks is None else landmarks
-    record = {"image": name, "face": index, **extra,
+    record = {"image": name, "face": index, **extra, "image_size": list(result.image_size),
               "box": [round(float(v), 3) for v in result.boxes[index]],
               "crop_box": [round(float(v), 3) for v in result.crop_boxes[index]],
               "landmarks": [[round(float(x), 3), round(float(y), 3)] for x, y in points]}
     if landmarks is not None:
         record["raw_landmarks"] = [[round(float(x), 3), round(float(y), 3)] for x, y in result.landmarks[index]]
     return record
-
-
-def _write_outputs(out: Path, records: list[dict], scheme: str, num_landmarks: int, summary: dict) -> None:
-    video = any("frame" in r for r in records) or summary.get("mode") == "video"
-    (out / "landmarks.json").write_text(json.dumps({"scheme": scheme, "num_landmarks": num_landmarks,
-                                                    "faces": records}) + "\n")
-    with open(out / "landmarks.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        header = (["image", "face"] + (["frame", "time", "track"] if video else [])
-                  + ["box_x1", "box_y1", "box_x2", "box_y2"])
-        writer.writerow(header + [f"{axis}{k}" for k in range(num_landmarks) for axis in "xy"])
-        for r in records:
-            row = [r["image"], r["face"]] + ([r["frame"], r["time"], r["track"]] if video else []) + r["box"]
-            writer.writerow(row + [v for point in r["landmarks"] for v in point])
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 
 
 def _annotated_path(out: Path, name: str) -> Path:
@@ -301,6 +287,10 @@ def _parser() -> argparse.ArgumentParser:
                    "cascade scans, e.g. 0,-25,25 to find tilted faces (slower)")
     p.add_argument("--min-face", type=int, default=None,
                    help="smallest face side in pixels (default: 16 for RetinaFace, 40 for Haar)")
+    p.add_argument("--format", default=",".join(DEFAULT_FORMATS),
+                   help=f"comma-separated output formats from {', '.join(FORMATS)} (default: "
+                   f"{','.join(DEFAULT_FORMATS)}): lgrn JSON, wide CSV, COCO keypoints JSON, one iBUG .pts per face, "
+                   "OpenFace-style CSV")
     p.add_argument("--no-annotate", action="store_true", help="do not write annotated images / video")
     p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
     p.add_argument("--min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, help="One Euro min cutoff (Hz)")
@@ -350,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"lgrn predict: error: --detector-angles must be numbers, got {args.detector_angles!r}", file=sys.stderr)
         return 2
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        print(f"lgrn predict: error: --format {args.format!r}: choose from {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
     try:
         records, summary, aligner = _run(args, source, out, angles)
     except (ImageReadError, FileNotFoundError, ValueError) as exc:
@@ -357,9 +352,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lgrn predict: error: {exc}", file=sys.stderr)
         return 1
     summary["checkpoint"] = str(args.checkpoint) if args.checkpoint else f"pretrained:{DEFAULT_MODEL}"
-    _write_outputs(out, records, aligner.scheme.name, aligner.scheme.num_landmarks, summary)
+    written = write_outputs(out, records, aligner.scheme, summary, formats)
+    files = [p for p in written if p.parent == out and p.name != "summary.json"]
+    pts = len(written) - len(files) - 1
     print(f"{summary.get('images', summary.get('frames'))} {'frame(s)' if summary['mode'] == 'video' else 'image(s)'},"
-          f" {summary['faces']} face record(s) -> {out / 'landmarks.json'}, {out / 'landmarks.csv'}")
+          f" {summary['faces']} face record(s) -> {', '.join(str(p) for p in files)}"
+          + (f"{', ' if files else ''}{pts} .pts file(s) in {out / 'pts'}" if "pts" in formats else ""))
     if summary.get("unreadable"):
         print(f"skipped {len(summary['unreadable'])} unreadable file(s):")
         for item in summary["unreadable"]:

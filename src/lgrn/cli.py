@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("lgrn.predict:main", "landmarks for an image, a folder or a video"),
     "export": ("lgrn.export:main", "export a checkpoint to ONNX (optionally int8)"),
     "bench": ("lgrn.bench:main", "benchmark inference, training and data throughput"),
+    "serve": ("lgrn.serve:main", "landmarks over HTTP (POST /v1/landmarks) with a web page to drop photos on"),
     "demo": ("lgrn.engine.demo:main", "train L-GRN and the FC baseline on synthetic faces and compare"),
 }
 

@@ -1,0 +1,166 @@
+"""`lgrn serve`: landmarks over HTTP (FastAPI on uvicorn, the optional ``serve`` extra).
+
+- ``POST /v1/landmarks``: a multipart upload with the image in the field ``image`` -> JSON ``{"image":
+  {"width", "height"}, "scheme", "num_landmarks", "faces": [{"box", "crop_box", "landmarks"}], "model",
+  "milliseconds"}`` (boxes x1 y1 x2 y2 and landmarks (x, y) in the image's pixels). Query parameter
+  ``max_faces`` (1-100) keeps the largest faces.
+- ``GET /healthz``: model, scheme, detector; ``GET /``: a page where a person drops a photo and sees its
+  landmarks drawn.
+
+The model and the detector are loaded once, at start. Uploads are read asynchronously and the network
+runs in a worker thread, so a slow client never holds up the others. Errors are JSON ``{"detail": ...}``
+with a 4xx status: 413 for an upload over ``max_upload_bytes`` or an image over ``max_pixels``, 415 for
+a file that is not a decodable image, 422 for a missing field or a bad parameter.
+"""
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at run time, and
+# its types are imported inside create_app (the serve extra is optional).
+import io
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .inference import FaceAligner
+
+__all__ = ["create_app", "serve", "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_MAX_PIXELS"]
+
+DEFAULT_MAX_UPLOAD_MB = 10.0
+DEFAULT_MAX_PIXELS = 40_000_000        # 40 megapixels: a 30,000 x 30,000 PNG is refused before decoding
+CHUNK = 1 << 16
+
+
+def _page() -> str:
+    return resources.files("lgrn").joinpath("web/index.html").read_text(encoding="utf-8")
+
+
+def _image_size(data: bytes) -> tuple[int, int] | str | None:
+    """(width, height) from the file header without decoding the pixels (PIL reads headers lazily); a
+    message when PIL already refuses the size as a decompression bomb; None when it is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Image.DecompressionBombError as exc:
+        return str(exc)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def create_app(aligner: "FaceAligner", model_name: str, max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2 ** 20),
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
+    """The FastAPI application around a ready ``aligner`` (its detector already built)."""
+    from fastapi import FastAPI, HTTPException, Query, Request, UploadFile
+    from fastapi.responses import HTMLResponse
+    from starlette.concurrency import run_in_threadpool
+
+    app = FastAPI(title="lgrn", description="Facial landmarks (L-GRN) over HTTP", version="1")
+    detector_name = type(aligner.detector).__name__
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return _page()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": model_name, "scheme": aligner.scheme.name,
+                "num_landmarks": aligner.scheme.num_landmarks, "detector": detector_name,
+                "backend": aligner.backend, "max_upload_bytes": max_upload_bytes}
+
+    @app.post("/v1/landmarks")
+    async def landmarks(request: Request, image: UploadFile,
+                        max_faces: int | None = Query(None, ge=1, le=100)) -> dict[str, Any]:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_upload_bytes + CHUNK:
+            raise HTTPException(413, f"upload of {int(declared)} bytes is over the limit of {max_upload_bytes} bytes")
+        data = bytearray()
+        while chunk := await image.read(CHUNK):
+            data += chunk
+            if len(data) > max_upload_bytes:
+                raise HTTPException(413, f"upload {image.filename!r} is over the limit of {max_upload_bytes} bytes")
+        size = _image_size(bytes(data))
+        if size is None:
+            raise HTTPException(415, f"upload {image.filename!r} is not an image that can be decoded "
+                                "(JPEG, PNG, BMP, TIFF, WebP)")
+        if isinstance(size, str):
+            raise HTTPException(413, f"image {image.filename!r} is over the limit of {max_pixels} pixels: {size}")
+        if size[0] * size[1] > max_pixels:
+            raise HTTPException(413, f"image {image.filename!r} is {size[0]} x {size[1]} pixels, over the limit "
+                                f"of {max_pixels} pixels")
+        start = time.perf_counter()
+        result = await run_in_threadpool(_predict, aligner, bytes(data))
+        if result is None:
+            raise HTTPException(415, f"upload {image.filename!r} could not be decoded as an image")
+        order = np.argsort(-(result.boxes[:, 2] - result.boxes[:, 0]), kind="stable")
+        if max_faces is not None:
+            order = order[:max_faces]
+        faces = [{"box": [round(float(v), 2) for v in result.boxes[i]],
+                  "crop_box": [round(float(v), 2) for v in result.crop_boxes[i]],
+                  "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in result.landmarks[i]]}
+                 for i in order]
+        return {"image": {"width": result.image_size[1], "height": result.image_size[0]},
+                "scheme": aligner.scheme.name, "num_landmarks": aligner.scheme.num_landmarks, "faces": faces,
+                "model": model_name, "milliseconds": round(1000 * (time.perf_counter() - start), 1)}
+
+    return app
+
+
+def _predict(aligner: FaceAligner, data: bytes):
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    return aligner.predict(image, color="bgr")
+
+
+def serve(checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
+          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, device: str = "cpu", threads: int | None = None,
+          detector: str = "auto") -> None:
+    """Load the model (default: the shipped one) and the detector once, then serve until interrupted."""
+    import uvicorn
+
+    from .detect import default_detector
+    from .pretrained import DEFAULT_MODEL, pretrained_path
+
+    path = Path(checkpoint) if checkpoint else pretrained_path()
+    aligner = FaceAligner.from_checkpoint(path, device=device, threads=threads,
+                                          detector=default_detector(detector, threads=threads))
+    name = str(checkpoint) if checkpoint else DEFAULT_MODEL
+    app = create_app(aligner, name, max_upload_bytes=int(max_upload_mb * 2 ** 20))
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lgrn serve [--checkpoint CKPT] [--host 127.0.0.1] [--port 8000] ...``."""
+    import argparse
+    import importlib.util
+    import sys
+
+    parser = argparse.ArgumentParser(prog="lgrn serve", description="Landmarks over HTTP: POST /v1/landmarks, "
+                                     "GET /healthz, and a web page at / to drop a photo on.")
+    parser.add_argument("--checkpoint", help="lgrn checkpoint or .onnx model (default: the shipped 68-point model)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine "
+                        "only; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                        help=f"largest accepted upload in MiB (default {DEFAULT_MAX_UPLOAD_MB:g})")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--detector", default="auto", choices=("auto", "retinaface", "haar"))
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must lie in 1..65535, got {args.port}")
+    if not args.max_upload_mb > 0:
+        parser.error(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"lgrn serve: error: {', '.join(missing)} not installed: pip install 'lgrn[serve]'", file=sys.stderr)
+        return 2
+    try:
+        serve(args.checkpoint, args.host, args.port, args.max_upload_mb, args.device, args.threads, args.detector)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"lgrn serve: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

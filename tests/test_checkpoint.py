@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lgrn import atomic as atomic_module
+
 import lgrn.checkpoint as checkpoint_module
 from lgrn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lgrn.config import load_config
@@ -58,7 +60,7 @@ def test_failed_save_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert load_checkpoint(path) == {"epoch": 1}
     assert os.listdir(tmp_path) == ["checkpoint.pth.tar"]
 
-    monkeypatch.setattr(checkpoint_module.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError("I/O error")))
+    monkeypatch.setattr(atomic_module.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError("I/O error")))
     with pytest.raises(OSError, match="I/O error"):
         save_checkpoint(path, {"epoch": 3})
     monkeypatch.undo()

@@ -215,3 +215,22 @@ def test_missing_inputs_give_clear_messages(tmp_path: Path, capsys):
     assert "list_98pt_rect_attr_train.txt not found: skipping the train split" in captured.out
     assert "nothing to prepare" in captured.err
     assert main(["cofw", "--root", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+
+
+@pytest.mark.parametrize("bad", ["/tmp/lgrn_escape/face.jpg", "../../escape/face.jpg", "a/../../../face.jpg"])
+def test_prepare_never_writes_outside_out(wflw_root: Path, tmp_path: Path, capsys, bad: str):
+    """An image path in an annotation file that is absolute or climbs out with ../ is a named error;
+    nothing is created outside --out (nor outside the dataset root when reading)."""
+    source = wflw_root / "WFLW_annotations" / "list_98pt_rect_attr_train_test" / "list_98pt_rect_attr_train.txt"
+    lines = source.read_text().splitlines()
+    fields = lines[2].split()
+    fields[-1] = bad
+    lines[2] = " ".join(fields)
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert main(["wflw", "--root", str(wflw_root), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{source.name}:3: field 207 (image): {bad!r}" in err
+    assert ("is an absolute path" in err) if bad.startswith("/") else ("leaves its root" in err)
+    assert not Path("/tmp/lgrn_escape").exists()
+    assert not any(p for p in tmp_path.rglob("*face*") if out not in p.parents)

@@ -8,51 +8,22 @@ engine writes it, ``lgrn.models.load_model`` rebuilds the model from it.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .atomic import atomic_write
+
 
 class CheckpointError(ValueError):
     """A checkpoint file cannot be read safely; the message names the file and the reason."""
 
 
 def save_checkpoint(path: str | Path, obj: Any) -> None:
-    """``torch.save(obj, path)`` atomically: write a temporary file in the same directory, flush and
-    fsync it, then ``os.replace`` it over ``path``. On any failure the temporary file is removed and
-    a previous ``path`` is left untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; not possible (nor needed) on Windows.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """``torch.save(obj, path)`` atomically (``lgrn.atomic``: temporary file, fsync, rename; permissions
+    from the umask). On any failure the temporary file is removed and a previous ``path`` is left untouched."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:

@@ -10,9 +10,7 @@ image, non-finite landmarks, degenerate box) are skipped and summarised.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import write_bytes_atomic
 from ..geometry import apply_affine, crop_matrix, cut_crop, square_crop_box
-from .readers import (CropRecord, crops_path_for, format_release_line, read_300w, read_cofw, read_crops,
+from .readers import (CropRecord, confined_path, crops_path_for, format_release_line, read_300w, read_cofw, read_crops,
                       read_wflw_official, read_wflw_subset_lists, write_crops, write_text_atomic)
 from .readers.wflw import WFLW_ATTRIBUTES
 from .sample import Sample
@@ -67,15 +66,7 @@ def _write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int) -> Non
     ok, encoded = cv2.imencode(suffix, image, params)
     if not ok:
         raise OSError(f"could not encode {path} as {suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, encoded.tobytes())
 
 
 def prepare_split(samples: Sequence[Sample], out_dir: str | Path, list_name: str, originals: Sequence[str],
@@ -115,7 +106,7 @@ def prepare_split(samples: Sequence[Sample], out_dir: str | Path, list_name: str
                 report.skipped.setdefault(reason, []).append(sample.name)
                 continue
             matrix = crop_matrix(box, size)
-            target = image_dir / sample.name
+            target = confined_path(image_dir, sample.name, sample.source or sample.name, "image name")
             old = previous.get(sample.name)
             up_to_date = (target.is_file() and old is not None and old.size == size and old.original == original
                           and np.allclose(old.matrix, matrix, rtol=0, atol=1e-9))

@@ -28,7 +28,8 @@ from .demo_real import run_real_faces
 from .evaluate import EvalResult, dataset_samples, evaluate
 from .loaders import build_training_data
 from .report import draw_landmarks, plot_ced, sample_image, visibility_split
-from .runtime import atomic_write, atomic_write_text, run_logging
+from ..atomic import write_bytes_atomic
+from .runtime import atomic_write_text, run_logging
 from .trainer import Trainer
 
 logger = logging.getLogger("lgrn")
@@ -141,7 +142,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     ok, encoded = cv2.imencode(".png", grid)
     if not ok:
         raise RuntimeError("cannot encode the prediction grid")
-    atomic_write(out / "predictions.png", lambda tmp: tmp.write_bytes(encoded.tobytes()))
+    write_bytes_atomic(out / "predictions.png", encoded.tobytes())
     print(results_markdown(rows, note))
     print(f"written to {out}: results.md, results.json, ced.png, predictions.png, lgrn/, fc/")
     return rows

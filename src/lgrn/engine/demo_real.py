@@ -19,7 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .runtime import atomic_write, atomic_write_text
+from ..atomic import write_bytes_atomic
+from .runtime import atomic_write_text
 
 logger = logging.getLogger("lgrn")
 
@@ -96,7 +97,7 @@ def run_real_faces(out: Path, photos: Path | None = None, cell: int = 256, colum
     ok, encoded = cv2.imencode(".png", grid)
     if not ok:
         raise RuntimeError("cannot encode the real-face grid")
-    atomic_write(out / "real_faces.png", lambda tmp: tmp.write_bytes(encoded.tobytes()))
+    write_bytes_atomic(out / "real_faces.png", encoded.tobytes())
     errors = [r["nme_inter_ocular"] for r in records if r["nme_inter_ocular"] is not None]
     summary = {"model": DEFAULT_MODEL, "detector": type(aligner.detector).__name__, "images": len(records),
                "faces": sum(r["faces"] for r in records), "annotated_faces_found": len(errors),

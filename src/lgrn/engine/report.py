@@ -20,7 +20,8 @@ import numpy as np
 from .. import metrics
 from ..geometry import apply_affines, invert_affines
 from .evaluate import EvalResult
-from .runtime import atomic_write, atomic_write_text
+from ..atomic import write_bytes_atomic
+from .runtime import atomic_write_text
 
 logger = logging.getLogger("lgrn")
 
@@ -128,12 +129,9 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float =
     axes.legend(loc="upper left")
     figure.tight_layout()
 
-    def write(tmp: Path) -> None:
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        tmp.write_bytes(buffer.getvalue())
-
-    return atomic_write(path, write)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def draw_landmarks(image: np.ndarray, predicted: np.ndarray, ground_truth: np.ndarray | None = None) -> np.ndarray:
@@ -173,7 +171,7 @@ def save_visualisations(result: EvalResult, samples: list, out_dir: str | Path) 
         ok, encoded = cv2.imencode(target.suffix, canvas)
         if not ok:
             raise RuntimeError(f"cannot encode visualisation {target}")
-        atomic_write(target, lambda tmp, data=encoded: tmp.write_bytes(data.tobytes()))
+        write_bytes_atomic(target, encoded.tobytes())
     return len(samples)
 
 

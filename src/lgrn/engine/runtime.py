@@ -1,6 +1,6 @@
 """Run-time plumbing shared by training and evaluation: device choice, the bf16 / channels_last
 switches, seeding and RNG state capture (as weights_only-safe plain types), rank-0 logging and
-atomic file writes.
+atomic file writes (re-exported from ``lgrn.atomic``).
 
 Everything here is small and side-effect free apart from what its name says, so the trainer and
 the evaluator read top to bottom without device or logging boilerplate.
@@ -12,13 +12,14 @@ import logging
 import os
 import random
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..atomic import write_text_atomic as atomic_write_text  # noqa: F401  (the engine's name for it)
 
 LOGGER_NAME = "lgrn"
 logger = logging.getLogger(LOGGER_NAME)
@@ -129,27 +130,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py_state["version"], tuple(py_state["state"]), py_state["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temp file beside ``path`` and rename it over ``path`` only when
-    ``write`` succeeded, so a failed report never destroys the previous one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 @contextlib.contextmanager

@@ -8,18 +8,18 @@ the field.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ...atomic import write_text_atomic as write_lines_atomic
 from ..sample import Sample
 
 __all__ = ["read_release_list", "read_release_lists", "read_attributes", "format_release_line",
-           "write_text_atomic", "CropRecord", "read_crops", "write_crops", "crops_path_for", "parse_number"]
+           "write_text_atomic", "CropRecord", "read_crops", "write_crops", "crops_path_for", "parse_number",
+           "confined_path"]
 
 
 def parse_number(token: str, where: str, field: str, allow_nan: bool = False) -> float:
@@ -78,6 +78,21 @@ def json_objects(path: Path, what: str = "a JSON object") -> Iterator[tuple[int,
         yield line_no, where, data
 
 
+def confined_path(root: str | Path, relative: str, where: str, field: str = "image") -> Path:
+    """``root / relative`` when it stays inside ``root`` (a relative path without ``..`` escaping it),
+    else a ValueError naming ``where`` (file:line) and the field: paths read from data files never
+    leave their root."""
+    root = Path(root)
+    candidate = Path(relative)
+    if candidate.is_absolute() or candidate.drive:
+        raise ValueError(f"{where}: {field}: {relative!r} is an absolute path; paths in annotation files must be "
+                         f"relative to their root ({root})")
+    resolved_root = root.resolve()
+    if not (resolved_root / candidate).resolve().is_relative_to(resolved_root):
+        raise ValueError(f"{where}: {field}: {relative!r} leaves its root {root}")
+    return root / candidate
+
+
 def crops_path_for(source: str | Path) -> Path:
     """The crop sidecar beside a list file: ``train_98pt.txt`` -> ``train_98pt_crops.jsonl``."""
     source = Path(source)
@@ -113,7 +128,7 @@ def read_release_list(root: str | Path, source: str | Path, num_landmarks: int,
                                   for i, tok in enumerate(tokens[2 * num_landmarks:-1], start=2 * num_landmarks)])
             visibility = np.all(weights.reshape(num_landmarks, 2) > 0, axis=1)
         name = tokens[-1]
-        image_path = root / name
+        image_path = confined_path(root, name, where, f"field {len(tokens)} (image)")
         if check_images and not image_path.is_file():
             raise FileNotFoundError(f"{where}: field {len(tokens)} (image): image not found: {image_path}")
         record = crops.get(name)
@@ -189,20 +204,8 @@ def format_release_line(name: str, landmarks: np.ndarray, visibility: np.ndarray
 
 
 def write_text_atomic(path: str | Path, lines: Iterable[str]) -> None:
-    """Write lines to ``path`` through a temporary file + fsync + rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for line in lines:
-                handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write lines to ``path`` atomically (``lgrn.atomic``), so readers never see half a file."""
+    write_lines_atomic(path, "".join(line + "\n" for line in lines))
 
 
 @dataclass

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...landmarks.schemes import WFLW_SUBSETS
 from ..sample import Sample
-from .release_list import _coordinate_field, nonblank_lines, parse_number
+from .release_list import _coordinate_field, confined_path, nonblank_lines, parse_number
 
 __all__ = ["WFLW_ATTRIBUTES", "WFLW_SUBSET_FILES", "read_wflw_official", "read_wflw_subset_lists", "face_name"]
 
@@ -65,7 +65,7 @@ def read_wflw_official(annotation_file: str | Path, images_dir: str | Path,
     for line_no, where, line in nonblank_lines(annotation_file):
         tokens = line.split()
         landmarks, box, attributes, image = _parse_line(tokens, where, allow_nan)
-        image_path = images_dir / image
+        image_path = confined_path(images_dir, image, where, f"field {_NUM_FIELDS} (image)")
         if check_images and not image_path.is_file():
             raise FileNotFoundError(f"{where}: field {_NUM_FIELDS} (image): image not found: {image_path}")
         index = faces_per_image.get(image, 0)

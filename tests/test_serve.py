@@ -105,8 +105,7 @@ def test_bad_input_gets_a_clear_4xx(server):
     huge = cv2.imencode(".png", np.zeros((20000, 20000), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()
     assert len(huge) < 2 ** 20
     status, answer = post(url, huge, filename="huge.png")
-    assert status == 413 and "over the limit of 40000000 pixels" in answer["detail"]
-    assert "400000000 pixels" in answer["detail"]
+    assert status == 413 and answer["detail"] == "image 'huge.png' is 400000000 pixels, over the limit of 40000000 pixels"
     status, answer = post(url, b"\xff\xd8", query="?max_faces=0")
     assert status == 422 and "max_faces" in json.dumps(answer["detail"])
     status, answer = post(url, None)

@@ -290,11 +290,18 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, inputs: np.ndarra
 
 def max_landmark_difference(a: Callable[[np.ndarray], np.ndarray], b: Callable[[np.ndarray], np.ndarray],
                             inputs: np.ndarray, batch_size: int = 16) -> float:
-    """Largest absolute coordinate difference (input pixels) between two networks on ``inputs``."""
+    """Largest absolute coordinate difference (input pixels) between two networks on ``inputs``; a
+    ValueError when either gives a non-finite landmark (NaN - NaN would otherwise compare as 'no
+    difference')."""
     worst = 0.0
     for i in range(0, len(inputs), batch_size):
         batch = inputs[i:i + batch_size]
-        worst = max(worst, float(np.abs(np.asarray(a(batch)) - np.asarray(b(batch))).max()))
+        first, second = np.asarray(a(batch)), np.asarray(b(batch))
+        for name, out in (("PyTorch", first), ("ONNX Runtime", second)):
+            if not np.all(np.isfinite(out)):
+                raise ValueError(f"the model outputs non-finite landmarks ({name}, inputs {i}..{i + len(batch) - 1}): "
+                                 "its weights are broken (NaN or infinity); nothing to export")
+        worst = max(worst, float(np.abs(first - second).max()))
     return worst
 
 

@@ -9,6 +9,8 @@ always a :class:`FaceLandmarks` (``N = 0`` when there is no face, never ``None``
 """
 from __future__ import annotations
 
+import io
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,10 +28,15 @@ __all__ = ["FaceAligner", "FaceLandmarks", "ImageReadError", "read_image", "to_b
            "ImageInput"]
 
 ImageInput = Union[str, Path, np.ndarray, Any]  # Any: a PIL.Image.Image (PIL is imported only if used)
+DEFAULT_MAX_PIXELS = 40_000_000   # a 109 KB 30,000 x 30,000 PNG would otherwise decode to 2.7 GB
 
 
 class ImageReadError(ValueError):
     """An image file cannot be read or decoded; the message names the file."""
+
+
+class NonFiniteOutputError(ValueError):
+    """The network gave NaN or infinite landmarks (broken weights)."""
 
 
 def to_bgr(image: np.ndarray, color: str = "rgb", where: str = "image") -> np.ndarray:
@@ -59,11 +66,37 @@ def to_bgr(image: np.ndarray, color: str = "rgb", where: str = "image") -> np.nd
     return np.ascontiguousarray(image)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def header_pixels(source: str | Path | io.BytesIO) -> tuple[int, str] | None:
+    """(pixel count, "W x H pixels") from an image file's header without decoding it; None when PIL
+    cannot tell (OpenCV then decides whether it is an image)."""
+    from PIL import Image
+
+    try:
+        with Image.open(source) as image:
+            width, height = image.size
+            return width * height, f"{width} x {height} pixels"
+    except Image.DecompressionBombError as exc:     # PIL refuses to even report very large sizes
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = int(found.group(1)) if found else 1 << 62
+        return count, f"{count} pixels"
+    except Exception:
+        return None
+
+
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file to BGR uint8 ``[H, W, 3]`` (grayscale, alpha and 16-bit files included; EXIF
     orientation applied, so landmarks refer to the image as viewers show it). Raises
-    :class:`ImageReadError` naming the file when it is missing or not a decodable image."""
+    :class:`ImageReadError` naming the file when it is missing, not a regular file (a FIFO would block),
+    larger than ``max_pixels`` (checked from the header, before decoding; None = no limit) or not a
+    decodable image."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ImageReadError(f"cannot read image {path}: not a regular file")
+    if max_pixels is not None and path.is_file():
+        size = header_pixels(path)
+        if size is not None and size[0] > max_pixels:
+            raise ImageReadError(f"image {path} is {size[1]}, over the limit of {max_pixels} pixels (raise it "
+                                 "with max_pixels / --max-pixels)")
     try:
         data = np.fromfile(str(path), dtype=np.uint8)   # np.fromfile also handles non-ASCII paths
     except OSError as exc:
@@ -243,6 +276,9 @@ class FaceAligner:
         """Landmarks ``[N, K, 2]`` (crop pixels) for network inputs ``[N, C, S, S]``, ``batch_size`` at a time."""
         outputs = [np.asarray(self.network(inputs[i:i + self.batch_size]), dtype=np.float32)
                    for i in range(0, len(inputs), self.batch_size)]
+        if not all(np.all(np.isfinite(out)) for out in outputs):
+            raise NonFiniteOutputError("the model outputs non-finite landmarks (NaN or infinity): its weights are "
+                                       "broken; no landmarks written")
         k = self.scheme.num_landmarks
         return np.concatenate(outputs) if outputs else np.zeros((0, k, 2), dtype=np.float32)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .detect import DETECTORS, HaarFaceDetector, as_boxes, box_iou, default_detector
 from .export import IMAGE_SUFFIXES
-from .inference import FaceAligner, FaceLandmarks, ImageReadError, read_image
+from .inference import DEFAULT_MAX_PIXELS, FaceAligner, FaceLandmarks, ImageReadError, read_image
 from .output_formats import DEFAULT_FORMATS, FORMATS, write_outputs
 from .pretrained import DEFAULT_MODEL, pretrained_path
 from .smoothing import DEFAULT_BETA, DEFAULT_D_CUTOFF, DEFAULT_MIN_CUTOFF, OneEuroFilter, jitter
@@ -124,7 +124,8 @@ def _annotated_path(out: Path, name: str) -> Path:
 
 
 def _predict_images(aligner: FaceAligner, files: list[Path], names: list[str], out: Path, boxes: Any,
-                    annotate: bool, single: bool, progress: bool) -> tuple[list[dict], dict]:
+                    annotate: bool, single: bool, progress: bool,
+                    max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[list[dict], dict]:
     from tqdm import tqdm
 
     records: list[dict] = []
@@ -135,7 +136,7 @@ def _predict_images(aligner: FaceAligner, files: list[Path], names: list[str], o
         images, kept = [], []
         for path, name in zip(files[start:start + CHUNK], names[start:start + CHUNK]):
             try:
-                images.append(read_image(path))
+                images.append(read_image(path, max_pixels))
                 kept.append(name)
             except ImageReadError as exc:
                 if single:
@@ -297,6 +298,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=DEFAULT_BETA, help="One Euro speed coefficient (per face size/s)")
     p.add_argument("--d-cutoff", type=float, default=DEFAULT_D_CUTOFF, help="One Euro speed cutoff (Hz)")
     p.add_argument("--max-frames", type=int, help="video: stop after N frames")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse images larger than this many pixels, read from the header before decoding "
+                   f"(default {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -317,15 +321,19 @@ def _run(args: argparse.Namespace, source: Path, out: Path, angles: tuple[float,
     out.mkdir(parents=True, exist_ok=True)
     progress, annotate = not args.no_progress, not args.no_annotate
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        # every entry with an image suffix that is not a folder: broken symlinks, symlink loops and FIFOs are
+        # reported as unreadable (read_image says why) instead of vanishing
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
         names = [p.relative_to(source).as_posix() for p in files]
-        records, summary = _predict_images(aligner, files, names, out, boxes, annotate, False, progress)
+        records, summary = _predict_images(aligner, files, names, out, boxes, annotate, False, progress,
+                                           args.max_pixels)
     elif source.suffix.lower() in VIDEO_SUFFIXES:
         smooth = None if args.no_smooth else {"min_cutoff": args.min_cutoff, "beta": args.beta,
                                               "d_cutoff": args.d_cutoff}
         records, summary = _predict_video(aligner, source, out, boxes, annotate, progress, smooth, args.max_frames)
     else:
-        records, summary = _predict_images(aligner, [source], [source.name], out, boxes, annotate, True, progress)
+        records, summary = _predict_images(aligner, [source], [source.name], out, boxes, annotate, True, progress,
+                                           args.max_pixels)
     return records, summary, aligner
 
 

@@ -79,7 +79,7 @@ def test_type_errors_name_the_key(tmp_path):
         with pytest.raises(ConfigError, match=f"t{i}.yaml: {message}"):
             load_config(_write(tmp_path, BASE + text, f"t{i}.yaml"))
     # an int where a float is expected is fine (and converted)
-    config = load_config(_write(tmp_path, BASE + "structure:\n  num_kpts: 29\n  width_mult: 1\n", "ok.yaml"))
+    config = load_config(_write(tmp_path, BASE.replace("structure:\n", "structure:\n  width_mult: 1\n"), "ok.yaml"))
     assert config["structure"]["width_mult"] == 1.0 and isinstance(config["structure"]["width_mult"], float)
 
 
@@ -155,3 +155,33 @@ def test_scheme_for_config(tmp_path):
     scheme_file.write_text("name: five\nnum_landmarks: 5\ninter_ocular: [0, 1]\ngraph: [[0, 1], [1, 2]]\n")
     config = resolve_config({"common": {"num_kpts": 5}}, overrides=[f"structure.scheme={scheme_file}"])
     assert get_scheme_for_config(config).name == "five"
+
+
+def test_ranges_duplicates_and_bad_overrides_are_named(tmp_path, repo_root):
+    """Values that would crash later or train nonsense are refused up front, naming the file and the key."""
+    tiny = repo_root / "experiments" / "synthetic" / "tiny.yaml"
+    cases = {"train_param.snapshot_freq=0": "'train_param.snapshot_freq' must be >= 1, got 0",
+             "train_param.print_freq=0": "'train_param.print_freq' must be >= 1, got 0",
+             "structure.gcn_param.hid_dim=0": "'structure.gcn_param.hid_dim' must be >= 1, got 0",
+             "train_param.scheduler.epochs=0": "'train_param.scheduler.epochs' must be >= 1, got 0",
+             "train_param.scheduler.epochs=-5": "'train_param.scheduler.epochs' must be >= 1, got -5",
+             "train_param.scheduler.gamma=-0.1": "'train_param.scheduler.gamma' must be > 0, got -0.1",
+             "train_param.max_iters_per_epoch=0": "'train_param.max_iters_per_epoch' must be >= 1, got 0",
+             "structure.gcn_param.num_layers=-1": "'structure.gcn_param.num_layers' must be >= 0, got -1",
+             "train_param.translate_rate=10": "'train_param.translate_rate' must be >= 0 and <= 0.5, got 10",
+             "train_param.validation.fraction=1": "'train_param.validation.fraction' must be >= 0 and < 1, got 1",
+             "common.crop_size=100": "'structure.crop_size' must be a multiple of 32",
+             "train_param.scale_min=1.2": "'train_param.scale_min' \\(1.2\\) is above 'train_param.scale_max'",
+             "train_param.scheduler.milestones=[2.5]": "'train_param.scheduler.milestones' must be epochs"}
+    for override, message in cases.items():
+        with pytest.raises(ConfigError, match=f"tiny.yaml: {message}"):
+            load_config(tiny, overrides=[override])
+    with pytest.raises(ConfigError, match=r"override 'train_param.seed=\[1,': the value is not valid YAML"):
+        load_config(tiny, overrides=["train_param.seed=[1,"])
+    duplicated = _write(tmp_path, BASE + "  batch_size: 8\n  batch_size: 16\n", "dup.yaml")
+    with pytest.raises(ConfigError, match="dup.yaml: invalid YAML: duplicate key 'batch_size' \\(first on line 7\\)"):
+        load_config(duplicated)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(BASE.encode() + b"  # caf\xe9\n")
+    with pytest.raises(ConfigError, match="latin.yaml: not UTF-8 text"):
+        load_config(latin)

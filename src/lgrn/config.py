@@ -125,6 +125,23 @@ class ConfigError(ValueError):
     """A config file or override is invalid; the message names the file and the key."""
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python objects) that refuses a key repeated in one mapping: plain YAML keeps
+    the last value silently, which hides typos and merge mistakes."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":        # '<<: *common' may repeat keys on purpose
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _type_name(types: tuple) -> str:
     return " or ".join("null" if t is None else t.__name__ for t in types)
 
@@ -173,7 +190,10 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected key=value (e.g. train_param.batch_size=32)")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.load(raw, Loader=UniqueKeyLoader) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
     return key.strip().split("."), value
 
 
@@ -229,7 +249,67 @@ def resolve_config(raw: dict, source: str = "<config>", overrides: list[str] | N
             continue
         config[section] = _validate(raw.get(section), schema, section, source)
     _check_choices(config, source)
+    _check_ranges(config, source)
     return config
+
+
+# (section, key path) -> (lowest, highest, lowest allowed itself?, highest allowed itself?); None = unbounded.
+RANGES: dict[tuple[str, ...], tuple[float | None, float | None, bool, bool]] = {
+    ("structure", "crop_size"): (32, None, True, True),
+    ("structure", "num_kpts"): (1, None, True, True),
+    ("structure", "gcn_param", "top_k"): (1, None, True, True),
+    ("structure", "gcn_param", "hid_dim"): (1, None, True, True),
+    ("structure", "gcn_param", "num_layers"): (0, None, True, True),
+    ("structure", "gcn_param", "p_dropout"): (0, 1, True, False),
+    ("structure", "width_mult"): (0, None, False, True),
+    ("train_param", "batch_size"): (1, None, True, True),
+    ("train_param", "workers"): (0, None, True, True),
+    ("train_param", "task_weight"): (0, None, True, True),
+    ("train_param", "laplace_weight"): (0, None, True, True),
+    ("train_param", "pdb_cap"): (1, None, True, True),
+    ("train_param", "scheduler", "gamma"): (0, None, False, True),
+    ("train_param", "scheduler", "epochs"): (1, None, True, True),
+    ("train_param", "scale_min"): (0, None, False, True),
+    ("train_param", "scale_max"): (0, None, False, True),
+    ("train_param", "rotation"): (0, 180, True, True),
+    ("train_param", "translate_rate"): (0, 0.5, True, True),
+    ("train_param", "synthetic", "num_images"): (1, None, True, True),
+    ("train_param", "synthetic", "occlusion_rate"): (0, 1, True, True),
+    ("train_param", "validation", "fraction"): (0, 1, True, False),
+    ("train_param", "print_freq"): (1, None, True, True),
+    ("train_param", "snapshot_freq"): (1, None, True, True),
+    ("train_param", "max_iters_per_epoch"): (1, None, True, True),
+    ("test_param", "batch_size"): (1, None, True, True),
+    ("test_param", "workers"): (0, None, True, True),
+    ("test_param", "synthetic", "num_images"): (1, None, True, True),
+    ("test_param", "synthetic", "occlusion_rate"): (0, 1, True, True),
+}
+
+
+def _check_ranges(config: dict, source: str) -> None:
+    for path, (low, high, low_ok, high_ok) in RANGES.items():
+        value = config
+        for key in path:
+            value = value[key]
+        if value is None:
+            continue
+        name = ".".join(path)
+        below = low is not None and (value < low or (value == low and not low_ok))
+        above = high is not None and (value > high or (value == high and not high_ok))
+        if below or above:
+            lo = "" if low is None else f"{'>=' if low_ok else '>'} {low}"
+            hi = "" if high is None else f"{'<=' if high_ok else '<'} {high}"
+            raise ConfigError(f"{source}: '{name}' must be {' and '.join(b for b in (lo, hi) if b)}, got {value!r}")
+    tp = config["train_param"]
+    if tp["scale_min"] > tp["scale_max"]:
+        raise ConfigError(f"{source}: 'train_param.scale_min' ({tp['scale_min']}) is above 'train_param.scale_max' "
+                          f"({tp['scale_max']})")
+    if config["structure"]["crop_size"] % 32:
+        raise ConfigError(f"{source}: 'structure.crop_size' must be a multiple of 32 (the backbone's stride), got "
+                          f"{config['structure']['crop_size']}")
+    milestones = tp["scheduler"]["milestones"]
+    if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in milestones):
+        raise ConfigError(f"{source}: 'train_param.scheduler.milestones' must be epochs (integers >= 0), got {milestones!r}")
 
 
 def _check_choices(config: dict, source: str) -> None:
@@ -269,7 +349,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     return resolve_config(raw, source=str(path), overrides=overrides)

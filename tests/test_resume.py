@@ -94,3 +94,40 @@ def test_resume_needs_an_lgrn_checkpoint(tmp_path):
     torch.save({"epoch": 2, "optimizer": {}, "state_dict": {"backbone.conv1.weight": torch.zeros(1)}}, authors)
     with pytest.raises(ValueError, match="--resume needs a checkpoint written by lgrn"):
         Trainer(load_config(TINY), tmp_path / "exp", load_path=authors, resume=True, progress=False)
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing of the trainer's own runs after it."""
+
+
+def test_a_kill_between_the_two_saves_loses_nothing(reference, tmp_path, monkeypatch):
+    """The process dies after writing the new best checkpoint and before the latest one, and leaves a
+    torn line at the end of metrics.jsonl; the resume still gives the uninterrupted run's log and best."""
+    import lgrn.engine.trainer as trainer_module
+
+    exp = tmp_path / "exp"
+    real = trainer_module.save_checkpoint
+    saves: dict[int, int] = {}
+
+    def dying(path, state):
+        # the second file written for a new best after epoch 1 (which file comes second is the trainer's choice)
+        saves[state["epoch"]] = saves.get(state["epoch"], 0) + 1
+        if state["epoch"] >= 2 and saves[state["epoch"]] == 2:
+            raise Killed
+        real(path, state)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", dying)
+    with pytest.raises(Killed):
+        Trainer(load_config(TINY), exp, progress=False).fit()
+    monkeypatch.undo()
+    killed_at = max(saves)
+    assert [r["is_best"] for r in _records(reference)][killed_at - 1]      # it was a new best
+    assert load_checkpoint(exp / "checkpoint.pth.tar")["epoch"] == killed_at - 1   # the older one
+    with open(exp / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 2, "lr": 0.0')                              # torn mid-write
+    assert release_main(["--config", str(TINY), "--expname", str(exp), "--train", "--resume", "--no-progress"]) == 0
+    assert _records(exp) == _records(reference)
+    best, expected = load_checkpoint(exp / "checkpoint_best.pth.tar"), load_checkpoint(reference / "checkpoint_best.pth.tar")
+    assert best["epoch"] == expected["epoch"] and best["best_nme"] == expected["best_nme"]
+    for key, value in expected["state_dict"].items():
+        assert torch.equal(best["state_dict"][key], value), key

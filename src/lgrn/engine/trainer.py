@@ -33,7 +33,8 @@ from .distributed import DistContext, all_gather_objects, all_reduce_mean, any_r
 from .evaluate import dataset_samples, evaluate
 from .loaders import TrainingData, build_train_loader, build_training_data
 from .report import write_reports
-from .runtime import autocast_context, resolve_device, restore_rng_state, seed_everything, to_device_images
+from .runtime import (atomic_write_text, autocast_context, resolve_device, restore_rng_state, seed_everything,
+                      to_device_images)
 from .schedule import build_optimizer, build_scheduler, load_scheduler_state, scheduler_state
 
 logger = logging.getLogger("lgrn")
@@ -206,15 +207,24 @@ class Trainer:
             record.update(eval_nme=result.nme, eval_set=self.selection, is_best=is_best)
             logger.info("epoch %d: %s NME %.6f (best %.6f)%s", epoch, self.selection, result.nme, self.best_nme,
                         " - new best" if is_best else "")
+            # The epoch's line goes into metrics.jsonl BEFORE its checkpoint: a kill in between leaves a line
+            # that the resume trims (it restarts from the older checkpoint), never a checkpoint without a line.
+            self._log_metrics(record)
             self._save(epoch + 1, is_best=is_best)
             if is_best and self.selection == "test" and self.ctx.is_main:
                 write_reports(result, self.expname, self.scheme, self._report_info(ckpt.BEST, epoch + 1),
                               visualize=self.visualize, samples=dataset_samples(self.selection_set),
                               norm=self.config["test_param"]["norm"])
+        else:
+            self._log_metrics(record)
+        return record
+
+    def _log_metrics(self, record: dict[str, Any]) -> None:
         if self.ctx.is_main:
             with open(self.expname / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
-        return record
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         batch_size = int(self.tp["batch_size"])
@@ -302,9 +312,11 @@ class Trainer:
             state = ckpt.build_checkpoint(self.model, self.optimizer, scheduler_state(self.scheduler), self.config,
                                           self.scheme, completed_epochs, self.best_nme, self.seed, iteration,
                                           epoch_sums, self.selection)
-            save_checkpoint(self.expname / ckpt.LATEST, state)
+            # BEST first: a crash between the two saves then leaves the older LATEST, whose best NME is the
+            # older one, so the resumed run re-evaluates that epoch and writes BEST again if it still wins.
             if is_best:
                 save_checkpoint(self.expname / ckpt.BEST, state)
+            save_checkpoint(self.expname / ckpt.LATEST, state)
             if self.keep_snapshots and iteration == 0:
                 save_checkpoint(self.expname / ckpt.snapshot_name(completed_epochs), state)
         barrier(self.ctx)
@@ -353,9 +365,18 @@ class Trainer:
         path = self.expname / "metrics.jsonl"
         if not path.is_file():
             return
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("epoch", 0) < start_epoch]
-        path.write_text("".join(line + "\n" for line in kept))
+        kept = []
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:     # a line torn by a kill mid-write: drop it, say so
+                logger.warning("%s:%d: dropped an incomplete line (a run killed while writing it)", path, number)
+                continue
+            if isinstance(record, dict) and record.get("epoch", 0) < start_epoch:
+                kept.append(line)
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def _record_indices(self, epoch: int, indices: list[int]) -> None:
         folder = self.expname / "indices"

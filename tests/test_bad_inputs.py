@@ -72,3 +72,33 @@ def _boxes(folder) -> str:
     path = folder / "boxes.csv"
     path.write_text("*,80,120,220,270\n")
     return str(path)
+
+
+def test_ctrl_c_keeps_the_finished_images(small_checkpoint, face_image, tmp_path, monkeypatch, capsys):
+    """Ctrl-C in the middle of a folder: the images done before it are written, the exit status is 130."""
+    from lgrn import predict as predict_module
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(40):                                     # three chunks of 16
+        cv2.imwrite(str(folder / f"{i:02d}.jpg"), face_image)
+    real = predict_module.FaceAligner.predict
+    calls = {"n": 0}
+
+    def interrupted_on_third_chunk(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(predict_module.FaceAligner, "predict", interrupted_on_third_chunk)
+    out = tmp_path / "out"
+    code = predict_main([str(folder), "--checkpoint", str(small_checkpoint), "--out", str(out), "--no-progress",
+                         "--no-annotate", "--boxes", _boxes(tmp_path)])
+    assert code == 130
+    faces = json.loads((out / "landmarks.json").read_text())["faces"]
+    assert sorted(f["image"] for f in faces) == [f"{i:02d}.jpg" for i in range(32)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] == {"images_done": 32, "images_listed": 40} and summary["images"] == 32
+    assert "interrupted: the 32 image(s) finished before Ctrl-C are written above (of 40 listed)" in \
+        capsys.readouterr().err

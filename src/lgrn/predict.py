@@ -132,30 +132,40 @@ def _predict_images(aligner: FaceAligner, files: list[Path], names: list[str], o
     unreadable: list[dict] = []
     no_face: list[str] = []
     bar = tqdm(total=len(files), unit="image", disable=not progress or single, desc="lgrn predict")
-    for start in range(0, len(files), CHUNK):
-        images, kept = [], []
-        for path, name in zip(files[start:start + CHUNK], names[start:start + CHUNK]):
-            try:
-                images.append(read_image(path, max_pixels))
-                kept.append(name)
-            except ImageReadError as exc:
-                if single:
-                    raise
-                unreadable.append({"file": str(path), "reason": str(exc)})
-        given = [_lookup(boxes, name, Path(name).name) for name in kept]
-        results = aligner.predict(images, boxes=given, color="bgr") if images else []
-        for image, name, result in zip(images, kept, results):
-            records.extend(_record(name, i, result) for i in range(len(result)))
-            if not len(result):
-                no_face.append(name)
-            if annotate:
-                target = _annotated_path(out, name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(target), draw_landmarks(image, result))
-        bar.update(len(files[start:start + CHUNK]))
+    interrupted, done = False, 0
+    try:
+        for start in range(0, len(files), CHUNK):
+            chunk = list(zip(files[start:start + CHUNK], names[start:start + CHUNK]))
+            images, kept = [], []
+            for path, name in chunk:
+                try:
+                    images.append(read_image(path, max_pixels))
+                    kept.append(name)
+                except ImageReadError as exc:
+                    if single:
+                        raise
+                    unreadable.append({"file": str(path), "reason": str(exc)})
+            given = [_lookup(boxes, name, Path(name).name) for name in kept]
+            results = aligner.predict(images, boxes=given, color="bgr") if images else []
+            for image, name, result in zip(images, kept, results):
+                if annotate:
+                    target = _annotated_path(out, name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(target), draw_landmarks(image, result))
+                records.extend(_record(name, i, result) for i in range(len(result)))
+                if not len(result):
+                    no_face.append(name)
+            done += len(chunk)
+            bar.update(len(chunk))
+    except KeyboardInterrupt:      # Ctrl-C: the images finished so far are kept (main writes them)
+        interrupted = True
+        done_names = {r["image"] for r in records} | set(no_face)
+        done = len(done_names) + len(unreadable)
     bar.close()
-    summary = {"mode": "image" if single else "folder", "images": len(files) - len(unreadable),
+    summary = {"mode": "image" if single else "folder", "images": done - len(unreadable),
                "faces": len(records), "images_without_faces": no_face, "unreadable": unreadable}
+    if interrupted:
+        summary["interrupted"] = {"images_done": done, "images_listed": len(files)}
     return records, summary
 
 
@@ -193,40 +203,45 @@ def _predict_video(aligner: FaceAligner, path: Path, out: Path, boxes: Any, anno
     fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
     fps = fps if 0 < fps < 1000 else 30.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer, tracks, records, frame_index = None, [], [], 0
+    writer, tracks, records, frame_index, interrupted = None, [], [], 0, False
     bar = tqdm(total=min(total, max_frames) if total and max_frames else total, unit="frame",
                disable=not progress, desc=f"lgrn predict {path.name}")
     done = False
-    while not done:
-        frames = []
-        while len(frames) < CHUNK:
-            ok, frame = capture.read()
-            if not ok or (max_frames is not None and frame_index + len(frames) >= max_frames):
-                done = True
+    try:
+        while not done:
+            frames = []
+            while len(frames) < CHUNK:
+                ok, frame = capture.read()
+                if not ok or (max_frames is not None and frame_index + len(frames) >= max_frames):
+                    done = True
+                    break
+                frames.append(frame)
+            if not frames:
                 break
-            frames.append(frame)
-        if not frames:
-            break
-        given = [_lookup(boxes, str(frame_index + i)) for i in range(len(frames))]
-        results = aligner.predict(frames, boxes=given, color="bgr")
-        for frame, result in zip(frames, results):
-            smoothed = _track_faces(tracks, result, frame_index, fps, smooth)
-            for i, (track, points) in enumerate(smoothed):
-                records.append(_record(path.name, i, result, points, frame=frame_index,
-                                       time=round(frame_index / fps, 4), track=track.id))
-            if annotate:
-                if writer is None:
-                    writer = _open_writer(out / f"{path.stem}_annotated.mp4", fps, frame.shape[1], frame.shape[0])
-                shown = np.array([p for _, p in smoothed]) if smoothed else result.landmarks
-                writer.write(draw_landmarks(frame, result, shown))
-            frame_index += 1
-        bar.update(len(frames))
+            given = [_lookup(boxes, str(frame_index + i)) for i in range(len(frames))]
+            results = aligner.predict(frames, boxes=given, color="bgr")
+            for frame, result in zip(frames, results):
+                smoothed = _track_faces(tracks, result, frame_index, fps, smooth)
+                for i, (track, points) in enumerate(smoothed):
+                    records.append(_record(path.name, i, result, points, frame=frame_index,
+                                           time=round(frame_index / fps, 4), track=track.id))
+                if annotate:
+                    if writer is None:
+                        writer = _open_writer(out / f"{path.stem}_annotated.mp4", fps, frame.shape[1], frame.shape[0])
+                    shown = np.array([p for _, p in smoothed]) if smoothed else result.landmarks
+                    writer.write(draw_landmarks(frame, result, shown))
+                frame_index += 1
+            bar.update(len(frames))
+    except KeyboardInterrupt:      # Ctrl-C: the frames finished so far are kept (main writes them)
+        interrupted = True
     bar.close()
     capture.release()
     if writer is not None:
         writer.release()
     summary = {"mode": "video", "frames": frame_index, "fps": fps, "faces": len(records), "tracks": len(tracks),
                "smoothing": smooth, **_video_jitter(tracks)}
+    if interrupted:
+        summary["interrupted"] = {"frames_done": frame_index}
     return records, summary
 
 
@@ -375,4 +390,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{summary['jitter_raw_px']:.3f} px ({summary['jitter_raw_pct_face']:.2f}% of the face), smoothed "
               f"{summary['jitter_smoothed_px']:.3f} px ({summary['jitter_smoothed_pct_face']:.2f}%)"
               + (" [smoothing off]" if summary["smoothing"] is None else ""))
+    if summary.get("interrupted"):
+        done = summary["interrupted"]
+        print(f"interrupted: the {done.get('images_done', done.get('frames_done'))} "
+              f"{'frame(s)' if 'frames_done' in done else 'image(s)'} finished before Ctrl-C are written above"
+              + (f" (of {done['images_listed']} listed)" if "images_listed" in done else ""), file=sys.stderr)
+        return 130
     return 0

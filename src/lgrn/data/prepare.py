@@ -23,6 +23,7 @@ from ..atomic import write_bytes_atomic
 from ..geometry import apply_affine, crop_matrix, cut_crop, square_crop_box
 from .readers import (CropRecord, confined_path, crops_path_for, format_release_line, read_300w, read_cofw, read_crops,
                       read_wflw_official, read_wflw_subset_lists, write_crops, write_text_atomic)
+from .readers.w300 import W300_SPLITS
 from .readers.wflw import WFLW_ATTRIBUTES
 from .sample import Sample
 
@@ -192,13 +193,14 @@ def _check_subset_lists(annotations: Path, samples: list[Sample]) -> None:
 def _300w(root: Path, out: Path, run: Callable[..., SplitReport]) -> list[SplitReport]:
     reports = []
     for split, reader_split, subsets in (("train", "train", None), ("test", "full", ("common", "challenging"))):
+        parts = ("train",) if split == "train" else ("common", "challenging")
+        folders = [folder for part in parts for folder in W300_SPLITS[part]]
+        if not any((root / folder).is_dir() for folder in folders):
+            print(f"300W: skipping the {split} split: none of {', '.join(folders)} exists under {root}")
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            try:
-                samples = read_300w(root, reader_split, allow_nan=True)
-            except FileNotFoundError as err:
-                print(f"300W: skipping the {split} split: {err}")
-                continue
+            samples = read_300w(root, reader_split, allow_nan=True)   # a missing image is an error, not a skip
         for warning in caught:
             print(f"300W: {warning.message}")
         originals = [_relative(s.image_path, root) for s in samples]

@@ -26,6 +26,8 @@ def parse_number(token: str, where: str, field: str, allow_nan: bool = False) ->
     """``float(token)`` that must be finite (unless ``allow_nan``: then 'nan'/'inf' pass through), else a
     ValueError naming ``where`` ("file:line") and the field."""
     try:
+        if "_" in token:         # Python's float() accepts 4_40.5; an annotation file must not
+            raise ValueError
         value = float(token)
     except ValueError:
         raise ValueError(f"{where}: {field}: {token!r} is not a number") from None
@@ -43,12 +45,41 @@ def _parse_coordinates(tokens: list[str], where: str) -> np.ndarray:
     """Interleaved coordinates as float64; the vectorised path is tried first (lists have 10^6 numbers),
     the per-token path only runs to name the bad field."""
     try:
-        values = np.array(list(map(float, tokens)), dtype=np.float64)
-        if np.all(np.isfinite(values)):
-            return values
+        if not any("_" in tok for tok in tokens):
+            values = np.array(list(map(float, tokens)), dtype=np.float64)
+            if np.all(np.isfinite(values)):
+                return values
     except ValueError:
         pass
     return np.asarray([parse_number(tok, where, _coordinate_field(i)) for i, tok in enumerate(tokens)])
+
+
+MIN_IMAGE_SIDE = 8
+
+
+def check_landmarks_in_image(landmarks: np.ndarray, width: int, height: int, where: str) -> None:
+    """Landmarks may leave the image a little (WFLW has points outside), not by more than the image's own
+    size, and the image must be at least MIN_IMAGE_SIDE pixels: errors name ``where`` and the field."""
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise ValueError(f"{where}: image: {width} x {height} pixels is too small for a face "
+                         f"(at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE})")
+    size = np.array([width, height], dtype=np.float64)
+    bad = np.argwhere((landmarks < -size) | (landmarks > 2 * size))
+    if len(bad):
+        k, axis = (int(v) for v in bad[0])
+        raise ValueError(f"{where}: {_coordinate_field(2 * k + axis)} = {landmarks[k, axis]:g} lies far outside the "
+                         f"{width} x {height} image (more than its size beyond the border)")
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, or None when it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:
+        return None
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -115,6 +146,7 @@ def read_release_list(root: str | Path, source: str | Path, num_landmarks: int,
     sidecar = crops_path_for(source)
     crops = read_crops(sidecar) if sidecar.is_file() else {}
     samples: list[Sample] = []
+    first_line: dict[str, int] = {}
     for line_no, where, line in nonblank_lines(source):
         tokens = line.split()
         if len(tokens) not in (short, long_):
@@ -129,8 +161,16 @@ def read_release_list(root: str | Path, source: str | Path, num_landmarks: int,
             visibility = np.all(weights.reshape(num_landmarks, 2) > 0, axis=1)
         name = tokens[-1]
         image_path = confined_path(root, name, where, f"field {len(tokens)} (image)")
-        if check_images and not image_path.is_file():
-            raise FileNotFoundError(f"{where}: field {len(tokens)} (image): image not found: {image_path}")
+        if name in first_line:
+            raise ValueError(f"{where}: field {len(tokens)} (image): {name!r} is listed twice (first on line "
+                             f"{first_line[name]})")
+        first_line[name] = line_no
+        if check_images:
+            if not image_path.is_file():
+                raise FileNotFoundError(f"{where}: field {len(tokens)} (image): image not found: {image_path}")
+            size = image_size(image_path)
+            if size is not None:
+                check_landmarks_in_image(landmarks, size[0], size[1], where)
         record = crops.get(name)
         samples.append(Sample(image_path=image_path, name=name, landmarks=landmarks, visibility=visibility,
                               crop_matrix=None if record is None else record.matrix.copy(),

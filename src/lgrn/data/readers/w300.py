@@ -25,9 +25,13 @@ W300_SPLITS: dict[str, tuple[str, ...]] = {
 _IMAGE_SUFFIXES = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG")
 
 
-def read_pts(path: str | Path, allow_nan: bool = False) -> np.ndarray:
+MAX_POINTS = 10_000
+
+
+def read_pts(path: str | Path, allow_nan: bool = False, num_landmarks: int | None = None) -> np.ndarray:
     """Landmarks ``[K, 2]`` float64 in 0-based pixels from a ``.pts`` file (errors name file and line;
-    non-finite values are errors unless ``allow_nan``)."""
+    non-finite values are errors unless ``allow_nan``; ``num_landmarks``, when given, is the count the
+    header's ``n_points`` must state)."""
     path = Path(path)
     lines = _read_lines(path)
     # keep the 1-based line numbers of non-blank lines for messages
@@ -47,10 +51,15 @@ def read_pts(path: str | Path, allow_nan: bool = False) -> np.ndarray:
         raise ValueError(f"{path.name}: no '{{' line opening the landmark block")
     if "n_points" not in header:
         raise ValueError(f"{path.name}:{rows[pos][0]}: header has no 'n_points' before '{{'")
+    expected = num_landmarks
     try:
         num_landmarks = int(header["n_points"])
     except ValueError:
         raise ValueError(f"{path.name}: field n_points: {header['n_points']!r} is not an integer") from None
+    if not 1 <= num_landmarks <= MAX_POINTS:
+        raise ValueError(f"{path.name}: field n_points: {num_landmarks} is not a landmark count (1..{MAX_POINTS})")
+    if expected is not None and num_landmarks != expected:
+        raise ValueError(f"{path.name}: field n_points: {num_landmarks}, but this dataset has {expected} landmarks")
     body = rows[pos + 1:]
     landmarks = np.empty((num_landmarks, 2), dtype=np.float64)
     for k in range(num_landmarks):
@@ -86,7 +95,7 @@ def _read_folder(root: Path, folder: str, allow_nan: bool) -> list[Sample]:
     for pts in sorted((root / folder).glob("*.pts")):
         image = _image_for(pts)
         samples.append(Sample(image_path=image, name=image.relative_to(root).as_posix(),
-                              landmarks=read_pts(pts, allow_nan), source=str(pts)))
+                              landmarks=read_pts(pts, allow_nan, num_landmarks=68), source=str(pts)))
     return samples
 
 

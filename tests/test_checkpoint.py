@@ -164,3 +164,17 @@ def test_load_model_strict_errors(tmp_path: Path) -> None:
     save_checkpoint(path, ckpt)
     with pytest.raises(ValueError, match="not an lgrn checkpoint"):
         load_model(path)
+
+
+def test_a_flipped_byte_inside_a_tensor_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pth.tar"
+    save_checkpoint(path, {"epoch": 1, "state_dict": {"w": torch.arange(4096, dtype=torch.float32)}})
+    data = bytearray(path.read_bytes())
+    marker = torch.arange(4096, dtype=torch.float32).numpy().tobytes()[4000:4016]
+    at = bytes(data).index(marker)                   # inside the stored tensor's bytes
+    data[at] ^= 0x01
+    damaged = tmp_path / "damaged.pth.tar"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged checkpoint: the checksum \\(CRC-32\\) of .*data/0 does not match"):
+        load_checkpoint(damaged)
+    assert load_checkpoint(path)["epoch"] == 1

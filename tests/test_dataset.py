@@ -235,3 +235,26 @@ def test_synthetic_and_gpu_wiring(data_root, monkeypatch):
     assert int(item["image"][0, 0, 0]) == 43 and item["visibility"].tolist() == (np.arange(98) % 2 == 0).tolist()
     test = build_test_dataset(make_config(data_root, test={"dataset": "synthetic"}), SCHEME)
     assert calls[-1] == (300, 1, 64, "wflw98", 0.3) and len(test) == 300
+
+
+def test_an_undecodable_training_image_is_named_before_training(tmp_path, repo_root):
+    """A damaged image in the training list is found when the dataset is built, with its list line."""
+    import cv2 as _cv2
+    from lgrn import load_config
+    from lgrn.config import get_scheme_for_config
+    from lgrn.data.dataset import build_train_dataset
+
+    root = tmp_path / "Image"
+    root.mkdir()
+    lines = []
+    for i in range(4):
+        _cv2.imwrite(str(root / f"{i}.jpg"), np.full((64, 64, 3), 40 * i, np.uint8))
+        points = " ".join(f"{10 + k} {20 + k}" for k in range(98))
+        lines.append(f"{points} {i}.jpg")
+    (root / "2.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    config = load_config(repo_root / "experiments" / "synthetic" / "tiny.yaml",
+                         overrides=["train_param.dataset=list", f"train_param.train_root={root}",
+                                    f"train_param.train_source={tmp_path / 'train.txt'}"])
+    with pytest.raises(ValueError, match=r"1 training image\(s\) cannot be decoded.*\n  .*train.txt:3: .*2.jpg"):
+        build_train_dataset(config, get_scheme_for_config(config))

@@ -131,3 +131,22 @@ def test_a_kill_between_the_two_saves_loses_nothing(reference, tmp_path, monkeyp
     assert best["epoch"] == expected["epoch"] and best["best_nme"] == expected["best_nme"]
     for key, value in expected["state_dict"].items():
         assert torch.equal(best["state_dict"][key], value), key
+
+
+@pytest.mark.parametrize("damage", ["rng", "state_dict", "optimizer", "backbone"])
+def test_resume_from_a_damaged_checkpoint_is_a_named_error(reference, tmp_path, capsys, damage):
+    from lgrn.checkpoint import save_checkpoint
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    state = load_checkpoint(reference / "checkpoint.pth.tar")
+    if damage == "backbone":        # a checkpoint of another architecture
+        state["state_dict"] = {k.replace("backbone.", "trunk."): v for k, v in state["state_dict"].items()}
+    else:
+        del state[damage]
+    save_checkpoint(exp / "checkpoint.pth.tar", state)
+    code = release_main(["--config", str(TINY), "--expname", str(exp), "--train", "--resume", "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pth.tar" in err and "Traceback" not in err
+    assert (f"the checkpoint has no {damage}" in err) if damage != "backbone" else ("missing keys" in err)

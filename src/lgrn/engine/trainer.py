@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .. import metrics
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import get_scheme_for_config
-from ..models.model import strip_module_prefix
+from ..models.model import load_state_dict_strict, strip_module_prefix
 from . import state as ckpt
 from .distributed import DistContext, all_gather_objects, all_reduce_mean, any_rank, barrier
 from .evaluate import dataset_samples, evaluate
@@ -41,6 +41,7 @@ logger = logging.getLogger("lgrn")
 
 Hook = Callable[["Trainer", int, int], None]
 SUM_KEYS = ("loss", "task", "laplace", "nme", "iterations")
+RESUME_KEYS = ("state_dict", "optimizer", "scheduler", "rng", "epoch", "seed")
 
 
 class Trainer:
@@ -78,6 +79,12 @@ class Trainer:
             if "config" not in checkpoint or "scheduler" not in checkpoint:
                 raise ValueError(f"{path}: --resume needs a checkpoint written by lgrn training (this one has the "
                                  "authors' layout); use --load_path without --resume to start from its weights")
+            missing = [k for k in RESUME_KEYS if k not in checkpoint]
+            if missing:
+                raise ValueError(f"{path}: cannot resume: the checkpoint has no {', '.join(missing)} (it was not "
+                                 "written by lgrn training, or was stripped, e.g. a shipped model); use --load_path "
+                                 "without --resume to start from its weights")
+            self._resume_path = path
             self.seed = int(checkpoint["seed"])
         else:
             seed = self.tp["seed"]
@@ -103,14 +110,22 @@ class Trainer:
         self.start_epoch, self.start_iteration, self.best_nme = 0, 0, math.inf
         self.epoch_sums: dict[str, float] = {}
         if checkpoint is not None:
-            self.model.load_state_dict(strip_module_prefix(checkpoint["state_dict"]))
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            load_scheduler_state(self.scheduler, checkpoint["scheduler"])
+            load_state_dict_strict(self.model, strip_module_prefix(checkpoint["state_dict"]), str(self._resume_path))
+            try:
+                self.optimizer.load_state_dict(checkpoint["optimizer"])
+                load_scheduler_state(self.scheduler, checkpoint["scheduler"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{self._resume_path}: its optimizer / scheduler state does not fit this config "
+                                 f"({type(exc).__name__}: {exc})") from None
             self.start_epoch = int(checkpoint["epoch"])
             self.start_iteration = int(checkpoint.get("iteration", 0))
             self.best_nme = float(checkpoint.get("best_nme", math.inf))
             self.epoch_sums = dict(checkpoint.get("epoch_sums") or {})
-            restore_rng_state(checkpoint["rng"])  # last: building the run above consumed random numbers
+            try:
+                restore_rng_state(checkpoint["rng"])  # last: building the run above consumed random numbers
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise ValueError(f"{self._resume_path}: its saved random-number state is damaged "
+                                 f"({type(exc).__name__}: {exc}); resume is not possible") from None
 
         self.train_model: torch.nn.Module = self.model
         if self.ctx.enabled:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..textio import read_text_file
+
 GRAPH_DIR = Path(__file__).with_name("graphs")
 
 
@@ -23,7 +25,7 @@ def read_edges(path: str | Path, num_landmarks: int | None = None) -> np.ndarray
     path = Path(path)
     edges: list[tuple[int, int]] = []
     seen: set[tuple[int, int]] = set()
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..textio import read_text_file
 from .graphs import GRAPH_DIR, read_edges
 
 
@@ -181,7 +182,7 @@ def load_scheme_file(path: str | Path) -> Scheme:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"scheme file not found: {path}")
-    text = path.read_text()
+    text = read_text_file(path)
     try:
         # JSON for .json (its errors carry line numbers); YAML otherwise, always the safe loader.
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)

@@ -8,12 +8,14 @@ the sample name is that relative path (with a face index suffix when an image ha
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..sample import Sample
+from ...textio import read_text_file
 from .release_list import json_objects, parse_number
 from .wflw import face_name
 
@@ -38,8 +40,7 @@ def _parse_flag(value: Any, where: str, field: str) -> bool:
 
 
 def _read_csv(path: Path, num_landmarks: int | None) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    rows = list(csv.reader(io.StringIO(read_text_file(path), newline="")))
     if not rows:
         raise ValueError(f"{path}: empty CSV file (expected a header image,x0,y0,...)")
     header = [h.strip() for h in rows[0]]

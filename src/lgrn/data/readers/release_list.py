@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...atomic import write_text_atomic as write_lines_atomic
+from ...textio import read_text_file
 from ..sample import Sample
 
 __all__ = ["read_release_list", "read_release_lists", "read_attributes", "format_release_line",
@@ -83,9 +84,7 @@ def image_size(path: Path) -> tuple[int, int] | None:
 
 
 def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file not found: {path}")
-    return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: tolerate a BOM
+    return read_text_file(path).splitlines()
 
 
 def nonblank_lines(path: Path) -> Iterator[tuple[int, str, str]]:
@@ -283,5 +282,11 @@ def read_crops(path: str | Path) -> dict[str, CropRecord]:
             raise ValueError(f"{where}: field 'matrix' must be 2 rows of 3 finite numbers, got {data['matrix']!r}")
         if str(data["name"]) in records:
             raise ValueError(f"{where}: field 'name': {data['name']!r} appears twice")
-        records[str(data["name"])] = CropRecord(str(data["name"]), str(data["original"]), matrix, int(data["size"]))
+        size = data["size"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"{where}: field 'size' must be a positive integer, got {size!r}")
+        for key in ("name", "original"):
+            if not isinstance(data[key], str) or not data[key]:
+                raise ValueError(f"{where}: field '{key}' must be a non-empty string, got {data[key]!r}")
+        records[str(data["name"])] = CropRecord(str(data["name"]), str(data["original"]), matrix, size)
     return records

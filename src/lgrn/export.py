@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic import write_bytes_atomic, write_text_atomic
+
 __all__ = ["export_onnx", "load_onnx_model", "OnnxLandmarkModel", "session_options", "quantize_int8",
            "calibration_inputs", "max_landmark_difference", "read_metadata", "main", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -51,15 +53,13 @@ def _sidecar_path(path: Path) -> Path:
 
 
 def _write_with_metadata(onnx_model: Any, path: Path, metadata: dict[str, str], sidecar: bool) -> None:
-    import onnx
-
     del onnx_model.metadata_props[:]
     for key, value in metadata.items():
         onnx_model.metadata_props.add(key=key, value=value)
-    onnx.save(onnx_model, str(path))
+    write_bytes_atomic(path, onnx_model.SerializeToString())   # models under 2 GB: one protobuf
     if sidecar:
         readable = {k: (json.loads(v) if k in ("lgrn.config", "lgrn.scheme") else v) for k, v in metadata.items()}
-        _sidecar_path(path).write_text(json.dumps(readable, indent=1) + "\n")
+        write_text_atomic(_sidecar_path(path), json.dumps(readable, indent=1) + "\n")
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, opset: int = 18, sidecar: bool = True) -> Path:

@@ -38,7 +38,7 @@ from lgrn.data.dataset import build_test_dataset  # noqa: E402
 from lgrn.data.readers import read_300w  # noqa: E402
 from lgrn.engine.detector_eval import evaluate_with_detector  # noqa: E402
 from lgrn.engine.evaluate import evaluate  # noqa: E402
-from lgrn.inference import FaceAligner  # noqa: E402
+from lgrn.inference import FaceAligner, torch_network  # noqa: E402
 from lgrn.models import load_model  # noqa: E402
 from lgrn.pretrained import DEFAULT_MODEL, pretrained_path  # noqa: E402
 
@@ -137,6 +137,13 @@ def report(name: str, checkpoint: Path, args: argparse.Namespace, workdir: Path)
               f"NME inter-ocular {100 * det['nme_io_found']:.3f}%, inter-pupil {100 * det['nme_ip_found']:.3f}%; "
               f"misses counted as failures: FR@0.1 (IO) {100 * det['fr_io']:.2f}%, AUC@0.1 (IO) "
               f"{det['auc_io']:.4f}", flush=True)
+    if args.flip:
+        aligner = FaceAligner(torch_network(model, torch.device("cpu")), model.scheme, config["structure"]["crop_size"],
+                              config["structure"]["is_color"], flip=True)
+        f = out["gt_crops_flip"] = ground_truth_crops(model, config, aligner.run_network)
+        print(f"{name}: with flip averaging (FaceAligner(flip=True)), ground-truth crops: NME inter-ocular "
+              f"{f['all']['nme_io']:.3f}%, inter-pupil {f['all']['nme_ip']:.3f}%, FR@0.1 {f['all']['fr_io']:.2f}%, "
+              f"AUC@0.1 {f['all']['auc_io']:.4f}", flush=True)
     if args.int8:
         q = out["int8"] = int8_change(model, config, workdir)
         print(f"{name}: ONNX Runtime on ground-truth crops: fp32 NME (IO) {q['onnx_fp32_nme_io']:.3f}%, int8 "
@@ -152,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-root", type=Path, default=default_raw_root(),
                         help="the 300-W folder (lfpw/testset, helen/testset) for --detector")
     parser.add_argument("--int8", action="store_true", help="also the ONNX Runtime fp32 / int8 NME change")
+    parser.add_argument("--flip", action="store_true", help="also the NME with flip averaging (FaceAligner(flip=True))")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. test_param.val_source=... when the data lives elsewhere")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")

@@ -191,9 +191,10 @@ class FaceAligner:
     def __init__(self, network: Network, scheme: Any, crop_size: int, is_color: bool = True,
                  detector: FaceDetector | None = None, batch_size: int = 32,
                  box_calibration: BoxCalibration = LANDMARK_BOX, refine: int = 0, config: dict | None = None,
-                 backend: str = "torch") -> None:
+                 backend: str = "torch", flip: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.flip = bool(flip)
         self.network = network
         self.scheme = scheme
         self.crop_size = int(crop_size)
@@ -222,7 +223,8 @@ class FaceAligner:
         file (its embedded metadata). ``device``: "cpu", "cuda" or "auto". ``backend``: "torch" or
         "onnxruntime" (default: "onnxruntime" for ``.onnx`` files, else "torch"; "onnxruntime" with a
         checkpoint exports it to ONNX first). ``threads``: ONNX Runtime intra-op threads. Other keyword
-        arguments go to the constructor (``detector``, ``batch_size``, ``box_calibration``, ``refine``)."""
+        arguments go to the constructor (``detector``, ``batch_size``, ``box_calibration``, ``refine``,
+        ``flip``)."""
         path = Path(path)
         is_onnx = path.suffix.lower() == ".onnx"
         backend = backend or ("onnxruntime" if is_onnx else "torch")
@@ -273,9 +275,22 @@ class FaceAligner:
         return crop_faces(image_bgr, crop_boxes, self.crop_size, self.is_color)
 
     def run_network(self, inputs: np.ndarray) -> np.ndarray:
-        """Landmarks ``[N, K, 2]`` (crop pixels) for network inputs ``[N, C, S, S]``, ``batch_size`` at a time."""
+        """Landmarks ``[N, K, 2]`` (crop pixels) for network inputs ``[N, C, S, S]``, ``batch_size`` at a time.
+        With ``flip``, each crop also goes through mirrored (the per-image z-score does not change under a
+        mirror), its landmarks are mirrored back (x -> S - 1 - x, left/right indices swapped by the
+        scheme's flip permutation) and the two predictions are averaged: twice the cost, a little more
+        accurate."""
         outputs = [np.asarray(self.network(inputs[i:i + self.batch_size]), dtype=np.float32)
                    for i in range(0, len(inputs), self.batch_size)]
+        if self.flip and len(inputs):
+            mirrored = np.ascontiguousarray(inputs[..., ::-1])
+            back = []
+            for i, out in zip(range(0, len(inputs), self.batch_size), outputs):
+                flipped = np.asarray(self.network(mirrored[i:i + self.batch_size]), dtype=np.float32)
+                flipped = flipped[:, list(self.scheme.flip_permutation)]
+                flipped[..., 0] = (self.crop_size - 1) - flipped[..., 0]
+                back.append((out + flipped) / 2)
+            outputs = back
         if not all(np.all(np.isfinite(out)) for out in outputs):
             raise NonFiniteOutputError("the model outputs non-finite landmarks (NaN or infinity): its weights are "
                                        "broken; no landmarks written")

@@ -297,6 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--refine", type=int, default=0, help="re-crop around the predicted landmarks N times")
+    p.add_argument("--flip", action="store_true", help="also run each face mirrored and average (2x the cost)")
     p.add_argument("--detector", default="auto", choices=("auto", *DETECTORS),
                    help="face detector: auto (default) = RetinaFace, or the Haar cascade when RetinaFace cannot run")
     p.add_argument("--detector-angles", default="0", help="haar only: comma-separated in-plane angles the Haar "
@@ -332,6 +333,7 @@ def _run(args: argparse.Namespace, source: Path, out: Path, angles: tuple[float,
     checkpoint = args.checkpoint if args.checkpoint else pretrained_path()
     aligner = FaceAligner.from_checkpoint(checkpoint, device=args.device, backend=args.backend,
                                           threads=args.threads, batch_size=args.batch_size, refine=args.refine,
+                                          flip=args.flip,
                                           detector=_detector(args, angles))
     out.mkdir(parents=True, exist_ok=True)
     progress, annotate = not args.no_progress, not args.no_annotate

@@ -176,11 +176,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, checkpoint in models:
             results.append(report(name, checkpoint, args, Path(tmp)))
+    print()
+    print(markdown_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def markdown_table(results: list[dict]) -> str:
+    """The README's table: one row per model (and per flip-averaged variant)."""
+    lines = ["| model | NME IO (%) | NME IP (%) | FR@0.1 IO (%) | AUC@0.1 IO | HELEN NME IO (%) | LFPW NME IO (%) | "
+             "detector crops: found, NME IO (%) |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for key, label in (("gt_crops", r["model"]), ("gt_crops_flip", r["model"] + " + flip")):
+            if key not in r:
+                continue
+            g = r[key]
+            det = r.get("detector_crops") if key == "gt_crops" else None
+            det_text = f"{det['found']} / {det['faces']}, {100 * det['nme_io_found']:.2f}" if det else "-"
+            lines.append(f"| {label} | {g['all']['nme_io']:.2f} | {g['all']['nme_ip']:.2f} | {g['all']['fr_io']:.2f} | "
+                         f"{g['all']['auc_io']:.4f} | {g['helen']['nme_io']:.2f} | {g['lfpw']['nme_io']:.2f} | {det_text} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from lgrn.engine.distributed import DistContext, EpochSampler, shard_indices
 from lgrn.engine.evaluate import evaluate
 from lgrn.engine.report import write_reports
 from lgrn.geometry import apply_affines, invert_affines
-from lgrn.engine.runtime import atomic_write, atomic_write_text
+from lgrn.atomic import atomic_write
+from lgrn.engine.runtime import atomic_write_text
 from lgrn.engine.schedule import lr_per_epoch
 from lgrn.engine.throughput import train_step_throughput
 from lgrn.engine.trainer import Trainer
@@ -80,8 +81,8 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     path = tmp_path / "nme.txt"
     atomic_write_text(path, "old\n")
 
-    def crash_half_way(tmp: Path) -> None:
-        tmp.write_text("partial")
+    def crash_half_way(handle) -> None:
+        handle.write(b"partial")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):

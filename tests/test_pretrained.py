@@ -133,3 +133,12 @@ def test_flip_averaging_is_exactly_mirror_equivariant(test_faces):
     with_flip = nme(aligner.predict(image, boxes=box, color="bgr").landmarks, gt[None], SCHEME)[0]
     without = nme(plain.predict(image, boxes=box, color="bgr").landmarks, gt[None], SCHEME)[0]
     assert with_flip < without * 1.2 + 0.005
+
+
+def test_export_without_checkpoint_exports_the_shipped_model(tmp_path, capsys):
+    from lgrn.export import main as export_main
+
+    assert export_main(["--onnx", str(tmp_path / "lgrn68.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "68 landmarks, scheme 300w68, input [B, 3, 128, 128]" in out and "OK" in out
+    assert (tmp_path / "lgrn68.onnx").stat().st_size > 1_000_000 and (tmp_path / "lgrn68.json").is_file()

@@ -15,17 +15,19 @@ import torch
 
 from .runtime import autocast_context, resolve_device
 
-VARIANTS = ("fp32", "fast")
+VARIANTS = ("fp32", "fast", "config")
 
 
 def variant_config(config: dict, variant: str) -> dict:
     """A copy of ``config`` with the training switches of ``variant``: ``fp32`` = amp off,
-    channels_last off, compile off (the release); ``fast`` = ``amp: auto`` (bf16 where it is native: CUDA or a
+    channels_last off, compile off (the release); ``config`` = the config's own switches; ``fast`` = ``amp: auto`` (bf16 where it is native: CUDA or a
     CPU with AVX512_BF16 / AMX; fp32 elsewhere) + channels_last (compile as given)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     config = copy.deepcopy(config)
     tp = config["train_param"]
+    if variant == "config":          # the config's own switches, unchanged
+        return config
     if variant == "fp32":
         tp.update(amp=None, channels_last=False, compile=False)
     else:

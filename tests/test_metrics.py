@@ -188,3 +188,18 @@ def test_accumulator_visibility_and_errors():
     assert len(acc) == 3  # failed updates add nothing
     with pytest.raises(ValueError, match="no images"):
         MetricAccumulator(WFLW).summary()
+
+
+def test_a_scheme_name_works_wherever_a_scheme_does():
+    from lgrn.landmarks import get_scheme
+    from lgrn.metrics import MetricAccumulator, nme, reference_distance
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (3, 98, 2))
+    pred = gt + rng.normal(0, 1, gt.shape)
+    np.testing.assert_array_equal(nme(pred, gt, "wflw98"), nme(pred, gt, get_scheme("wflw98")))
+    np.testing.assert_array_equal(reference_distance(gt, "wflw98", "inter_pupil"),
+                                  reference_distance(gt, get_scheme("wflw98"), "inter_pupil"))
+    assert MetricAccumulator("wflw98").scheme.num_landmarks == 98
+    with pytest.raises(ValueError):
+        nme(pred, gt, "no_such_scheme")

@@ -10,7 +10,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .landmarks import Scheme
+from .landmarks import Scheme, get_scheme
+
+
+def as_scheme(scheme: Scheme | str) -> Scheme:
+    """A :class:`Scheme`, or the built-in / file scheme it names ("wflw98", "300w68", "cofw29", a path)."""
+    return get_scheme(scheme) if isinstance(scheme, str) else scheme
 
 NORMS = ("inter_ocular", "inter_pupil")
 # numpy >= 2 renamed trapz to trapezoid (and scipy removed simps): use whichever this numpy has.
@@ -41,18 +46,20 @@ def _check_landmarks(pred: Any, gt: Any, scheme: Scheme) -> tuple[np.ndarray, np
     return pred, gt
 
 
-def reference_distance(gt: Any, scheme: Scheme, norm: str = "inter_ocular") -> np.ndarray:
+def reference_distance(gt: Any, scheme: Scheme | str, norm: str = "inter_ocular") -> np.ndarray:
     """Per-image normaliser ``[N]``: distance between the averaged left and right reference points of
     the GROUND TRUTH ``gt`` ``[N, K, 2]`` (300W inter-pupil: centroids of 36-41 and 42-47)."""
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+    scheme = as_scheme(scheme)
     gt = _as_array(gt, "gt")
     left, right = scheme.inter_ocular if norm == "inter_ocular" else scheme.inter_pupil
     return np.linalg.norm(gt[:, list(left)].mean(axis=1) - gt[:, list(right)].mean(axis=1), axis=-1)
 
 
-def _normalised_errors(pred: Any, gt: Any, scheme: Scheme, norm: str) -> np.ndarray:
+def _normalised_errors(pred: Any, gt: Any, scheme: Scheme | str, norm: str) -> np.ndarray:
     """Point errors divided by each image's reference distance, ``[N, K]``."""
+    scheme = as_scheme(scheme)
     pred, gt = _check_landmarks(pred, gt, scheme)
     dist = reference_distance(gt, scheme, norm)
     if (dist <= 0).any():
@@ -62,12 +69,12 @@ def _normalised_errors(pred: Any, gt: Any, scheme: Scheme, norm: str) -> np.ndar
     return np.linalg.norm(pred - gt, axis=-1) / dist[:, None]
 
 
-def nme(pred: Any, gt: Any, scheme: Scheme, norm: str = "inter_ocular") -> np.ndarray:
+def nme(pred: Any, gt: Any, scheme: Scheme | str, norm: str = "inter_ocular") -> np.ndarray:
     """Per-image normalised mean error ``[N]`` of ``pred`` / ``gt`` ``[N, K, 2]`` (a fraction; x100 for %)."""
     return _normalised_errors(pred, gt, scheme, norm).mean(axis=1)
 
 
-def nme_by_visibility(pred: Any, gt: Any, visibility: Any, scheme: Scheme,
+def nme_by_visibility(pred: Any, gt: Any, visibility: Any, scheme: Scheme | str,
                       norm: str = "inter_ocular") -> tuple[np.ndarray, np.ndarray]:
     """Per-image NME over the visible and over the occluded landmarks, ``([N], [N])``.
 
@@ -170,13 +177,13 @@ class MetricAccumulator:
     """Collects batches in order; ``summary()`` gives NME / FR / AUC overall, per subset and split by
     visibility. ``nmes`` and ``names`` are the per-image values in update order."""
 
-    def __init__(self, scheme: Scheme, norm: str = "inter_ocular", threshold: float = 0.1) -> None:
+    def __init__(self, scheme: Scheme | str, norm: str = "inter_ocular", threshold: float = 0.1) -> None:
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
-        self.scheme, self.norm, self.threshold = scheme, norm, threshold
+        self.scheme, self.norm, self.threshold = as_scheme(scheme), norm, threshold
         self._nmes: list[np.ndarray] = []
         self._names: list[str | None] = []
-        self._flags: dict[str, list[bool]] = {name: [] for name in scheme.subsets}
+        self._flags: dict[str, list[bool]] = {name: [] for name in self.scheme.subsets}
         self._visible: list[np.ndarray] = []
         self._occluded: list[np.ndarray] = []
         self._has_visibility = False

@@ -46,8 +46,9 @@ def release_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="YAML config (release layout)")
     parser.add_argument("--expname", required=True, help="experiment folder (created with parents)")
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--train", action="store_true")
-    mode.add_argument("--evaluate", action="store_true")
+    mode.add_argument("--train", action="store_true", help="train with the config; checkpoints and logs in EXPNAME")
+    mode.add_argument("--evaluate", action="store_true",
+                      help="evaluate --load_path on the config's test set; reports in EXPNAME")
     mode.add_argument("--eval_ckpts", "--eval-ckpts", dest="eval_ckpts", action="store_true",
                       help="evaluate every checkpoint_<epoch>.pth.tar (+ latest, best) in EXPNAME -> ckpts.csv")
     _add_common(parser)
@@ -64,8 +65,10 @@ def release_main(argv: list[str]) -> int:
 def train_main(argv: list[str]) -> int:
     """``lgrn train --config CFG --expname DIR [--load_path CKPT] [--resume] [--set k=v ...]``."""
     parser = argparse.ArgumentParser(prog="lgrn train", description="train a landmark model")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--expname", required=True)
+    parser.add_argument("--config", required=True, help="YAML config (release layout), e.g. "
+                        "experiments/300W/config_mobilenet.yaml")
+    parser.add_argument("--expname", required=True, help="experiment folder for checkpoints, logs and reports "
+                        "(created with parents)")
     _add_common(parser)
     return _run(parser.parse_args(argv), "train")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import logging
 import statistics
 import time
@@ -164,8 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--photos {args.photos} is not a folder")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with run_logging(out, True, "demo.log"):
-        run_demo(out, quick=args.quick, progress=not args.no_progress, overrides=args.overrides)
-        if not args.no_real_faces:
-            run_real_faces(out, args.photos)
+    try:
+        with run_logging(out, True, "demo.log"):
+            run_demo(out, quick=args.quick, progress=not args.no_progress, overrides=args.overrides)
+            if not args.no_real_faces:
+                run_real_faces(out, args.photos)
+    except KeyboardInterrupt:
+        print(f"lgrn demo: interrupted; what was finished is in {out}", file=sys.stderr)
+        return 130
     return 0

@@ -262,3 +262,14 @@ def test_train_step_throughput_records():
         assert record["images_per_s"] > 0 and record["ms_per_batch"] > 0 and record["peak_mem_mb"] > 0
     with pytest.raises(ValueError, match="variant"):
         train_step_throughput(config, 2, 1, variant="fp16")
+
+
+def test_no_full_set_without_challenging_faces():
+    """300-W common only (no iBUG faces): the report must not call it 'full'."""
+    from lgrn.engine.report import subset_masks
+    from lgrn.landmarks import get_scheme
+
+    flags = [{"common": 1, "challenging": 0}, {"common": 1, "challenging": 0}]
+    masks = subset_masks(flags, get_scheme("300w68"))
+    assert "full" not in masks and masks["common"].tolist() == [True, True]
+    assert not masks["challenging"].any()

@@ -47,11 +47,12 @@ def visibility_split(result: EvalResult, scheme: Any) -> dict[str, float] | None
 
 def subset_masks(attributes: list[dict[str, int]], scheme: Any) -> dict[str, np.ndarray]:
     """Non-exclusive subsets from attribute flags (as released), in the scheme's order; for 300W
-    the ``full`` set (common + challenging) is added."""
+    the ``full`` set (common + challenging) is added when both have faces (without the challenging
+    faces, 'full' would only repeat 'common' under a name that promises more)."""
     keys = [k for k in getattr(scheme, "subsets", ()) if any(k in a for a in attributes)]
     keys += sorted({k for a in attributes for k in a} - set(keys))
     masks = {k: np.array([int(a.get(k, 0)) == 1 for a in attributes], dtype=bool) for k in keys}
-    if "common" in masks and "challenging" in masks:
+    if "common" in masks and "challenging" in masks and masks["common"].any() and masks["challenging"].any():
         masks["full"] = masks["common"] | masks["challenging"]
     return masks
 

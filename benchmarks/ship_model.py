@@ -29,7 +29,7 @@ HEADS = {"BaseGCNPredictor": "L-GRN (the landmark-graph head, `BaseGCNPredictor`
 
 
 def card_text(name: str, result: dict, config: dict, parameters: int, epoch: int, best_nme: float,
-              command: str, size_mb: float) -> str:
+              command: str, size_mb: float, note: str = "") -> str:
     s, tp = config["structure"], config["train_param"]
     gt = result["gt_crops"]
     lines = [
@@ -96,6 +96,7 @@ def card_text(name: str, result: dict, config: dict, parameters: int, epoch: int
         f"scale {tp['scale_min']}-{tp['scale_max']}, shift up to {tp['translate_rate']} of the crop, mirror, "
         "random occluder, bilinear warp. Best checkpoint on the validation split: after "
         f"{epoch} epochs (validation NME {100 * best_nme:.2f} % inter-ocular).",
+        *(["", note] if note else []),
         "",
         "Measure it again with `python benchmarks/w300_results.py --detector --int8`.",
         "",
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result-name", required=True, help="the model's NAME in that JSON")
     parser.add_argument("--command", required=True, help="the training command, for the card")
     parser.add_argument("--name", default=DEFAULT_MODEL, choices=sorted(PRETRAINED))
+    parser.add_argument("--note", default="", help="a paragraph for the card's training section (e.g. an earlier stage)")
     args = parser.parse_args(argv)
     results = {r["model"]: r for r in json.loads(args.results.read_text())}
     if args.result_name not in results:
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     pack_checkpoint(args.checkpoint, target, card=json.loads(json.dumps(card_data)))
     model = load_model(target)
     text = card_text(args.name, result, model.config, count_parameters(model), int(source["epoch"]),
-                     float(source["best_nme"]), args.command, target.stat().st_size / 2 ** 20)
+                     float(source["best_nme"]), args.command, target.stat().st_size / 2 ** 20, args.note)
     atomic_write_text(target.with_suffix(".md"), text)
     print(f"wrote {target} ({target.stat().st_size / 2 ** 20:.1f} MB) and {target.with_suffix('.md')}")
     return 0

@@ -39,8 +39,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 AMP_CHOICES = (None, "auto", "bf16")
-# CPU capabilities (torch.backends.cpu.get_cpu_capability()) with native bf16 arithmetic; on the others
-# (AVX2, plain AVX512) bf16 autocast is emulated and a training step is several times SLOWER than fp32.
+# CPU capabilities (torch.backends.cpu.get_cpu_capability()) with native bf16 arithmetic. On the others bf16
+# autocast is emulated: a training step was 5-10x SLOWER than fp32 on AVX2 CPUs (on a plain AVX512 CPU
+# benchmarks/amp_auto.py measured forced bf16 within about 20 % of fp32), so auto keeps fp32 there.
 NATIVE_BF16_CAPABILITIES = ("AVX512_BF16", "AMX_BF16")
 _warned_emulated_bf16 = False
 
@@ -76,9 +77,9 @@ def resolve_amp(amp: str | None, device_type: str, capability: str | None = None
         return "bf16" if native else None
     if not native and not _warned_emulated_bf16:
         _warned_emulated_bf16 = True
-        logger.warning("amp: bf16 on a CPU without native bf16 (capability %s): bf16 is emulated there and "
-                       "runs several times slower than fp32; use amp: auto (fp32 on this CPU)",
-                       cpu_capability() if capability is None else capability)
+        logger.warning("amp: bf16 on a CPU without native bf16 (capability %s): bf16 arithmetic is emulated "
+                       "there, which can make training several times slower than fp32 (5-10x on AVX2 CPUs); "
+                       "amp: auto uses fp32 on such CPUs", cpu_capability() if capability is None else capability)
     return "bf16"
 
 

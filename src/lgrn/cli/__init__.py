@@ -52,6 +52,3 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"lgrn.cli.{COMMANDS[name][0]}")
     return int(module.main(argv[1:]) or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

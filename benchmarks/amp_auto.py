@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from lgrn import load_config  # noqa: E402
 from lgrn.engine.runtime import cpu_capability, resolve_amp  # noqa: E402
-from lgrn.engine.throughput import train_step_throughput  # noqa: E402
+from lgrn.bench.throughput import train_step_throughput  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

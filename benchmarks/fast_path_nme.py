@@ -26,17 +26,18 @@ DEFAULT_CONFIG = REPO / "experiments" / "synthetic" / "demo_lgrn.yaml"
 
 
 def run(config_path: Path, overrides: list[str], out: Path, seeds: list[int], threads: int) -> list[dict]:
+    from lgrn.bench.throughput import variant_config
     from lgrn.config import get_scheme_for_config, load_config
+    from lgrn.data.dataset import build_test_dataset, build_train_dataset
     from lgrn.engine.evaluate import evaluate
-    from lgrn.engine.loaders import build_training_data
-    from lgrn.engine.throughput import variant_config
     from lgrn.engine.trainer import Trainer
 
     torch.set_num_threads(threads)
     base = load_config(config_path, overrides)
     scheme = get_scheme_for_config(base)
     # One data set for every run: the seed changes initialisation, order and augmentation only.
-    data = build_training_data(base, scheme, int(base["train_param"]["seed"] or 0))
+    data = build_train_dataset(base, scheme, seed=int(base["train_param"]["seed"] or 0))
+    test_set = build_test_dataset(base, scheme)
     runs = [(variant, seed) for seed in seeds for variant in ("fp32", "fast")]
     rows = []
     for variant, run_seed in runs:
@@ -44,11 +45,11 @@ def run(config_path: Path, overrides: list[str], out: Path, seeds: list[int], th
         config["train_param"]["seed"] = run_seed
         folder = out / f"{variant}_seed{run_seed}"
         started = time.perf_counter()
-        trainer = Trainer(config, folder, progress=False, data=data)
+        trainer = Trainer(config, folder, progress=False, data=data, test_set=test_set)
         summary = trainer.fit()
         seconds = time.perf_counter() - started
         tp = config["train_param"]
-        result = evaluate(trainer.model, data.test, scheme, torch.device("cpu"),
+        result = evaluate(trainer.model, test_set, scheme, torch.device("cpu"),
                           int(config["test_param"]["batch_size"]), 0, amp=tp["amp"],
                           channels_last=bool(tp["channels_last"]), progress=False)
         steps = sum(record["iterations"] for record in summary["history"])

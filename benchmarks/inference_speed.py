@@ -6,7 +6,7 @@ for PyTorch eager fp32, ONNX Runtime fp32 and ONNX Runtime static int8.
     python benchmarks/inference_speed.py --models shipped --batches 1   # the shipped 68-point model
 
 Random weights (speed does not depend on the values); the int8 model is calibrated on synthetic face
-crops. Each timing is the median of repeated calls after warm-up (lgrn.timing.time_calls). On a shared
+crops. Each timing is the median of repeated calls after warm-up (lgrn.bench.timing.time_calls). On a shared
 machine each case first waits (up to --max-wait s) until other processes use less than --idle-cores
 CPU cores, and is repeated (up to --attempts times) while they used more during the timing; the CPU
 used by other processes is printed with every number ("other" column) so loaded results are visible.
@@ -30,7 +30,7 @@ import lgrn  # noqa: E402
 from lgrn.export import export_onnx, load_onnx_model, quantize_int8  # noqa: E402
 from lgrn.inference import torch_network  # noqa: E402
 from lgrn.models import build_model  # noqa: E402
-from lgrn.timing import Timing, load_average, time_calls, wait_for_idle  # noqa: E402
+from lgrn.bench.timing import Timing, load_average, time_calls, wait_for_idle  # noqa: E402
 
 MODELS = {
     "lgrn-resnet34": [],                                      # the release's WFLW L-GRN, 256 px

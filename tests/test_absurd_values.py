@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lgrn.data.prepare import main as prepare_main
+from lgrn.cli.prepare import main as prepare_main
 from lgrn.data.readers import read_pts, read_release_list
 from test_readers import make_300w
 

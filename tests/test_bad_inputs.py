@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from lgrn.checkpoint import load_checkpoint, save_checkpoint
-from lgrn.export import main as export_main
-from lgrn.predict import main as predict_main
+from lgrn.cli.export import main as export_main
+from lgrn.cli.predict import main as predict_main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

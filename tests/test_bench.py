@@ -1,7 +1,8 @@
 """`lgrn bench`: a tiny end-to-end run (64 px light model, one or two calls per row) whose JSON
 records must follow the schema with positive, self-consistent numbers; the timer and memory probe
 against known work; the derived summary lines and the table against hand-built records; the
-benchmark models against the shipped configs."""
+benchmark models and the release augmentation read from the shipped configs; the CLI's help and its
+CUDA check."""
 from __future__ import annotations
 
 import json
@@ -12,9 +13,12 @@ import torch
 import yaml
 
 from lgrn import bench
-from lgrn.bench_models import MODEL_SPECS, model_config
-from lgrn.bench_timing import BenchRecord, PeakMemory, make_record
-from lgrn.timing import Timing, time_calls
+from lgrn.bench.data import release_augmentation
+from lgrn.bench.memory import PeakMemory
+from lgrn.bench.models import BENCH_MODELS, EXPERIMENTS, model_config
+from lgrn.bench.records import BenchRecord, make_record
+from lgrn.bench.timing import Timing, time_calls
+from lgrn.cli.bench import main as bench_main
 
 KEYS = {"kind", "model", "variant", "batch", "images_per_s", "ms_per_batch", "peak_mem_mb"}
 
@@ -24,7 +28,7 @@ def test_tiny_benchmark_writes_schema_records(tmp_path, capsys):
     backends = "eager_fp32,channels_last,bf16"
     out = tmp_path / "bench.json"
     # One thread: on a shared, loaded machine two OpenMP threads wait on each other at every op.
-    code = bench.main(["--quick", "--threads", "1", "--models", "light-lgrn", "--crop-size", "64", "--backends", backends,
+    code = bench_main(["--quick", "--threads", "1", "--models", "light-lgrn", "--crop-size", "64", "--backends", backends,
                        "--batches", "1,2", "--train-model", "light-lgrn", "--train-batch", "2",
                        "--train-steps", "1", "--json", str(out)])
     assert code == 0
@@ -90,13 +94,38 @@ def test_records_summary_and_table():
 
 
 def test_benchmark_models_match_the_shipped_configs(repo_root):
-    for name, (structure, path, _) in MODEL_SPECS.items():
+    assert EXPERIMENTS == repo_root / "experiments"
+    for name, spec in BENCH_MODELS.items():
         config = model_config(name)
-        if path is None:
+        if not spec.shipped:
             continue
-        shipped = yaml.safe_load((repo_root / path).read_text())["structure"]
+        shipped = yaml.safe_load((EXPERIMENTS / spec.file).read_text())["structure"]
         for key in ("backbone_name", "predictor_name", "num_kpts", "crop_size"):
             assert config["structure"][key] == shipped[key], (name, key)
         assert config["structure"]["gcn_param"]["top_k"] == (shipped.get("gcn_param") or {}).get("top_k"), name
     with pytest.raises(ValueError, match="unknown benchmark model"):
         model_config("nope")
+
+
+def test_light_model_is_the_wflw_file_with_the_mobilenet_backbone():
+    wflw, light = model_config("wflw-lgrn", 64), model_config("light-lgrn", 64)
+    assert light["structure"] == {**wflw["structure"], "backbone_name": "mobilenetv2"}
+    assert light["structure"]["crop_size"] == light["train_param"]["crop_size"] == light["test_param"]["crop_size"] == 64
+    assert model_config("wflw-fc", train_param={"amp": "auto"})["train_param"]["amp"] == "auto"
+
+
+def test_data_pipeline_uses_the_release_augmentation():
+    # the values of experiments/WLFW/config_resnet.yaml (docs/augmentation.md), read from the file
+    assert release_augmentation() == {"rotation": 40, "translate_rate": 0.1, "scale_min": 0.9314,
+                                      "scale_max": 1.0686, "mirror": True, "is_occluded": True}
+
+
+def test_cli_help_and_cuda_without_gpu(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lgrn bench") and "--scale-variant" in out and "inference,head,train,data" in out
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="--device cuda but torch.cuda.is_available"):
+            bench_main(["--device", "cuda"])

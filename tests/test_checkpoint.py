@@ -16,6 +16,7 @@ import lgrn.checkpoint as checkpoint_module
 from lgrn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lgrn.config import load_config
 from lgrn.models import build_model, load_model
+from lgrn.models import loading as loading_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -178,3 +179,11 @@ def test_a_flipped_byte_inside_a_tensor_is_caught(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="damaged checkpoint: the checksum \\(CRC-32\\) of .*data/0 does not match"):
         load_checkpoint(damaged)
     assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_reading_lives_in_models_loading_and_stays_importable_from_lgrn_checkpoint() -> None:
+    # One reader (lgrn.models.loading); lgrn.checkpoint keeps the names its callers import.
+    assert checkpoint_module.load_checkpoint is loading_module.load_checkpoint
+    assert checkpoint_module.CheckpointError is loading_module.CheckpointError
+    assert checkpoint_module.load_model is loading_module.load_model is load_model
+    assert issubclass(CheckpointError, ValueError)

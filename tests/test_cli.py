@@ -15,8 +15,8 @@ import pytest
 from lgrn import metrics
 from lgrn.checkpoint import load_checkpoint, load_model
 from lgrn.cli import main as lgrn_main
-from lgrn.data.prepare import main as prepare_main
-from lgrn.engine.commands import release_main
+from lgrn.cli.prepare import main as prepare_main
+from lgrn.cli.release import main as release_main
 from lgrn.landmarks import get_scheme
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def test_lgrn_evaluate_accepts_an_onnx_model(release_runs, monkeypatch):
 
 
 def test_demo_quick(tmp_path):
-    from lgrn.engine.demo import main as demo_main
+    from lgrn.cli.demo import main as demo_main
 
     out = tmp_path / "demo"
     assert demo_main(["--out", str(out), "--quick", "--no-progress", "--set", "common.crop_size=64"]) == 0
@@ -187,3 +187,22 @@ def test_demo_quick(tmp_path):
     assert real["images"] >= 10 and real["faces"] >= real["images"]
     assert real["annotated_faces_found"] >= 8 and real["mean_nme_inter_ocular"] < 0.08
     assert cv2.imread(str(out / "real_faces.png")).shape[1] == 5 * 256
+
+
+def test_evaluate_help_lists_no_training_flags_and_main_keeps_every_release_flag(capsys):
+    with pytest.raises(SystemExit):
+        lgrn_main(["evaluate", "--help"])
+    evaluate_help = capsys.readouterr().out
+    for flag in ("--resume", "--train", "--keep-snapshots", "--record-indices"):
+        assert flag not in evaluate_help
+    for flag in ("--load_path", "--eval_ckpts", "--crops", "--images-root", "--visualize", "--set", "--no-progress"):
+        assert flag in evaluate_help
+    with pytest.raises(SystemExit):
+        lgrn_main(["main", "--help"])
+    main_help = capsys.readouterr().out
+    for flag in ("--config", "--expname", "--train", "--evaluate", "--eval_ckpts", "--load_path", "--resume",
+                 "--visualize", "--set", "--keep-snapshots", "--record-indices", "--no-progress"):
+        assert flag in main_help
+    with pytest.raises(SystemExit) as exited:      # a training flag is an argparse error (status 2)
+        lgrn_main(["evaluate", "--expname", "x", "--resume"])
+    assert exited.value.code == 2 and "unrecognized arguments: --resume" in capsys.readouterr().err

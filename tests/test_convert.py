@@ -1,7 +1,7 @@
 """Authors' checkpoints: a release-layout state dict filled with random values (random edge logits and
 BN statistics included) must give the SAME landmarks through lgrn's converted model as through an
 independent functional re-implementation of the release's forward pass written here, which reads the
-release-named tensors directly (L-GRN.md §2.2-2.6, release_state_dict_keys.md)."""
+release-named tensors directly (docs/models.md, "Converting the authors' checkpoints")."""
 from __future__ import annotations
 
 import re
@@ -12,10 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import lgrn
 from lgrn.checkpoint import load_checkpoint, save_checkpoint
 from lgrn.config import load_config
-from lgrn.models import build_model, convert_release_state_dict, load_model
-from lgrn.models.convert import main as convert_main
+from lgrn.models import build_model, convert_checkpoint_file, convert_release_state_dict, load_model
+from lgrn.cli.convert import main as convert_main
 
 REPO = Path(__file__).resolve().parents[1]
 GRAPHS = REPO / "src" / "lgrn" / "landmarks" / "graphs"
@@ -303,3 +304,30 @@ def test_save_and_reload_roundtrip_keeps_outputs(tmp_path: Path) -> None:
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(load_model(path)(images), model(images))
+
+
+def test_convert_checkpoint_file_and_cli_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, state, _ = _release_checkpoint(tmp_path)
+    config = load_config(REPO / "experiments/WLFW/config_resnet.yaml", overrides=["structure.crop_size=64"])
+    result = convert_checkpoint_file(path, config, lgrn_version="9.9")
+    assert result.dropped == ["module.backbone.fc.weight", "module.backbone.fc.bias"]
+    assert result.num_tensors == len(state) - 2 == len(result.checkpoint["state_dict"])
+    assert result.checkpoint["lgrn_version"] == "9.9" and result.checkpoint["epoch"] == 42
+    assert result.checkpoint["scheme"]["name"] == "wflw98" and result.checkpoint["config"] is config
+    # An lgrn checkpoint needs no conversion: refused by name, before anything is written.
+    lgrn_file = tmp_path / "lgrn.pth"
+    save_checkpoint(lgrn_file, result.checkpoint)
+    with pytest.raises(ValueError, match="not in the authors' layout"):
+        convert_checkpoint_file(lgrn_file, config, lgrn_version="9.9")
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text((REPO / "experiments/WLFW/config_resnet.yaml").read_text().replace("crop_size: 256",
+                                                                                              "crop_size: 64"))
+    out = tmp_path / "out.pth"
+    assert convert_main([str(path), str(out), "--config", str(config_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"converted {len(state) - 2} tensors from {path} (dropped unused "
+                              "['module.backbone.fc.weight', 'module.backbone.fc.bias']) -> ")
+    assert printed.rstrip().endswith(f"{out} [BaseGCNPredictor, 98 landmarks]")
+    assert load_checkpoint(out)["lgrn_version"] == lgrn.__version__
+    assert convert_main([str(lgrn_file), str(tmp_path / "y.pth"), "--config", str(config_path)]) == 1
+    assert "lgrn convert-checkpoint: error: " in capsys.readouterr().err and not (tmp_path / "y.pth").exists()

@@ -4,9 +4,6 @@ decoded-image cache (equal items, reuse, rebuild on change), PDB modes, the vali
 test set with attributes and the synthetic / GPU-augmentation wiring."""
 from __future__ import annotations
 
-import sys
-import types
-
 import cv2
 import numpy as np
 import pytest
@@ -16,6 +13,7 @@ from torch.utils.data import DataLoader
 from lgrn.config import resolve_config
 from lgrn.data import Sample
 from lgrn.data import cache as cache_module
+from lgrn.data import dataset as dataset_module
 from lgrn.data.cache import build_image_cache, fingerprint, load_image
 from lgrn.data.dataset import LandmarkDataset, build_test_dataset, build_train_dataset, holdout_split
 from lgrn.data.pdb import pdb_repeat_factors
@@ -225,7 +223,7 @@ def test_synthetic_and_gpu_wiring(data_root, monkeypatch):
             return Sample(image_path="", name=f"synth_{i:06d}.png", landmarks=np.full((98, 2), 20.0 + i),
                           image=image, visibility=np.arange(98) % 2 == 0, source=f"synthetic:{i}")
 
-    monkeypatch.setitem(sys.modules, "lgrn.data.synthetic", types.SimpleNamespace(SyntheticFaces=StandIn))
+    monkeypatch.setattr(dataset_module, "SyntheticFaces", StandIn)
     config = make_config(data_root, {"dataset": "synthetic", "synthetic": {"num_images": 5, "seed": 9},
                                      "augment_on": "gpu", "cache": True})
     data = build_train_dataset(config, SCHEME)

@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from lgrn.data.prepare import main as prepare_main
+from lgrn.cli.prepare import main as prepare_main
 from lgrn.data.readers import read_release_list
 from lgrn.detect import match_faces
-from lgrn.engine.commands import evaluate_main
+from lgrn.cli.evaluate import main as evaluate_main
 from lgrn.engine.detector_eval import DetectorEval, faces_from_prepared
 from lgrn.pretrained import pretrained_path
 

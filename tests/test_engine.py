@@ -18,7 +18,7 @@ from lgrn.geometry import apply_affines, invert_affines
 from lgrn.atomic import atomic_write
 from lgrn.engine.runtime import atomic_write_text
 from lgrn.engine.schedule import lr_per_epoch
-from lgrn.engine.throughput import train_step_throughput
+from lgrn.bench.throughput import train_step_throughput
 from lgrn.engine.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
     config = load_config(TINY, ["train_param.synthetic.num_images=48", "train_param.optimizer.kwargs.lr=0.03"])
     trainer = Trainer(config, out / "exp", keep_snapshots=True, progress=False)
-    before = evaluate(trainer.model, trainer.data.test, trainer.scheme, trainer.device, 16, progress=False)
+    before = evaluate(trainer.model, trainer.test_set, trainer.scheme, trainer.device, 16, progress=False)
     summary = trainer.fit()
     return out / "exp", trainer, before, summary
 
@@ -177,7 +177,7 @@ def test_checkpoints_hold_the_documented_keys_and_load_weights_only(trained):
 def test_report_numbers_agree_with_metrics_recomputed_from_lmk_txt(trained):
     exp, trainer, _, _ = trained
     scheme = trainer.scheme
-    samples = trainer.data.test.samples
+    samples = trainer.test_set.samples
     rows = [line.split() for line in (exp / "lmk.txt").read_text().splitlines()]
     assert [r[-1] for r in rows] == [s.name for s in samples]            # annotation order
     predicted = np.array([[float(v) for v in r[:-1]] for r in rows]).reshape(len(rows), scheme.num_landmarks, 2)
@@ -202,9 +202,9 @@ def test_report_numbers_agree_with_metrics_recomputed_from_lmk_txt(trained):
 def test_inter_pupil_norm_drives_the_report(trained, tmp_path):
     exp, trainer, _, _ = trained
     scheme = trainer.scheme
-    result = evaluate(trainer.model, trainer.data.test, scheme, torch.device("cpu"), 8, progress=False)
+    result = evaluate(trainer.model, trainer.test_set, scheme, torch.device("cpu"), 8, progress=False)
     report = write_reports(result, tmp_path / "ip", scheme, norm="inter_pupil")
-    truth = np.stack([s.landmarks for s in trainer.data.test.samples])
+    truth = np.stack([s.landmarks for s in trainer.test_set.samples])
     nmes_ip = metrics.nme(result.predictions, truth, scheme, norm="inter_pupil")
     nmes_io = metrics.nme(result.predictions, truth, scheme, norm="inter_ocular")
     assert not np.allclose(nmes_ip, nmes_io)
@@ -223,13 +223,13 @@ def test_validation_split_selects_the_best_and_the_test_report_comes_at_the_end(
     config = load_config(TINY, ["train_param.validation.fraction=0.25", "train_param.scheduler.epochs=1",
                                 "train_param.max_iters_per_epoch=2"])
     trainer = Trainer(config, tmp_path / "exp", progress=False)
-    assert trainer.selection == "validation" and len(trainer.data.validation) == 8
+    assert trainer.selection == "validation" and len(trainer.data.val_dataset) == 8
     trainer.fit()
     record = json.loads((tmp_path / "exp" / "metrics.jsonl").read_text())
     assert record["eval_set"] == "validation" and record["iterations"] == 2
     report = json.loads((tmp_path / "exp" / "analysis.json").read_text())
     assert "validation split" in report["selection"]
-    assert report["overall"]["count"] == len(trainer.data.test)
+    assert report["overall"]["count"] == len(trainer.test_set)
 
 
 def test_fast_path_and_gpu_side_augmentation_train(tmp_path):
@@ -248,7 +248,7 @@ def test_persistent_workers_and_pdb_sampler_mode_give_the_single_process_results
     for workers in (0, 2):
         trainer = Trainer(load_config(TINY, overrides + [f"train_param.workers={workers}"]), tmp_path / f"w{workers}",
                           record_indices=True, progress=False)
-        assert trainer.sampler.weights is not None and trainer.sampler.num_draws == trainer.data.num_draws
+        assert trainer.sampler.weights is not None and trainer.sampler.num_draws == trainer.data.num_samples
         losses[workers] = [r["loss"] for r in trainer.fit()["history"]]
         assert (tmp_path / f"w{workers}" / "indices" / "rank0.jsonl").read_text().count("\n") == 4
     assert losses[0] == losses[2] and losses[0][0] != losses[0][1]
@@ -273,3 +273,30 @@ def test_no_full_set_without_challenging_faces():
     masks = subset_masks(flags, get_scheme("300w68"))
     assert "full" not in masks and masks["common"].tolist() == [True, True]
     assert not masks["challenging"].any()
+
+
+def test_report_occluded_nme_is_the_metrics_definition(trained):
+    """analysis.json's visible / occluded NME is lgrn.metrics.visibility_summary (one definition)."""
+    exp, trainer, _, _ = trained
+    scheme = trainer.scheme
+    result = evaluate(trainer.model, trainer.test_set, scheme, torch.device("cpu"), 8, progress=False)
+    assert result.visibility is not None and not result.visibility.all()
+    expected = metrics.visibility_summary(result.predictions, result.ground_truth, result.visibility, scheme)
+    report = json.loads((exp / "analysis.json").read_text())["visibility"]
+    split = write_reports(result, exp / "again", scheme)["visibility"]
+    assert split["occluded_nme"] == pytest.approx(expected["occluded_nme"], rel=1e-12)
+    assert split["visible_nme"] == pytest.approx(expected["visible_nme"], rel=1e-12)
+    assert split["occluded_points"] == int((~result.visibility).sum()) == report["occluded_points"]
+
+
+def test_too_many_workers_warning_is_issued_once(monkeypatch):
+    from torch.utils.data import TensorDataset
+
+    from lgrn.engine import runtime
+
+    monkeypatch.setattr(runtime, "_warned_workers", False)
+    dataset = TensorDataset(torch.zeros(4, 1))
+    with pytest.warns(UserWarning, match="worker processes in total") as caught:
+        for _ in range(3):     # one training loader and two evaluations
+            runtime.EngineDataLoader(dataset, num_workers=10_000).check_worker_number_rationality()
+    assert len([w for w in caught if "worker processes in total" in str(w.message)]) == 1

@@ -18,7 +18,8 @@ from lgrn import load_model
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e .[onnx])")
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install -e .[onnx])")
 
-from lgrn.export import load_onnx_model, main, read_metadata  # noqa: E402
+from lgrn.backends import load_onnx_model, read_metadata  # noqa: E402
+from lgrn.cli.export import main  # noqa: E402
 from lgrn.inference import FaceAligner  # noqa: E402
 
 SIZE = 128

@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 import lgrn
-from lgrn.data.transforms import normalize_image
 from lgrn.detect import BoxCalibration, CallableDetector
 from lgrn.geometry import apply_affine, crop_matrix, cut_crop, invert_affine, square_box_from_bbox
-from lgrn.inference import FaceAligner, FaceLandmarks, ImageReadError, read_image
+from lgrn.images import ImageReadError, normalize_image, read_image
+from lgrn.inference import FaceAligner, FaceLandmarks
 from lgrn.landmarks import get_scheme
 
 SIZE = 128

@@ -1,4 +1,4 @@
-"""Landmark schemes and graphs (L-GRN.md §3, face_graphs/README.md): flip permutations, graph counts,
+"""Landmark schemes and graphs (docs/losses_metrics.md): flip permutations, graph counts,
 Laplacian rows, the top-k rule on a planted correlation structure, user scheme files and `lgrn graph`."""
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from lgrn.cli import main as lgrn_main
-from lgrn.landmarks import (adjacency_pattern, get_scheme, landmark_correlation, laplacian_matrix,
+from lgrn.landmarks import (BUILTIN_DIR, BUILTIN_SCHEMES, INDEX_MAPS, WFLW98_TO_300W68, WFLW98_TO_COFW29, Scheme,
+                            adjacency_pattern, get_scheme, landmark_correlation, laplacian_matrix,
                             load_scheme_file, read_edges, scheme_for_num_landmarks, scheme_from_dict,
                             topk_graph, topk_graph_weighted, write_edges)
 from lgrn.landmarks.graphs import GRAPH_DIR
@@ -222,3 +224,102 @@ def test_user_scheme_parse_errors(tmp_path):
         load_scheme_file(tmp_path / "list.yaml")
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         get_scheme(tmp_path / "nope.yaml")
+
+
+def _pairs_perm(num_landmarks, pairs):
+    perm = list(range(num_landmarks))
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return tuple(perm)
+
+
+# The built-in schemes as they were defined in Python before they became the scheme files
+# lgrn/landmarks/builtin/*.yaml: the files must give exactly these Scheme objects.
+REFERENCE_SCHEMES = {
+    "wflw98": dict(
+        num_landmarks=98,
+        pairs=[(k, 32 - k) for k in range(16)] + [
+            (33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48), (41, 47),
+            (55, 59), (56, 58), (60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74), (67, 73),
+            (76, 82), (77, 81), (78, 80), (88, 92), (89, 91), (95, 93), (87, 83), (86, 84), (96, 97)],
+        inter_ocular=((60,), (72,)), inter_pupil=((96,), (97,)),
+        subsets=("pose", "expression", "illumination", "makeup", "occlusion", "blur"),
+        graphs={"98pts": "98pts.txt", "98pts_top3": "98pts_top3.txt"},
+        default_gcn_graph="98pts", topk_graphs={3: "98pts_top3"}, laplacian_graph="98pts_top3"),
+    "300w68": dict(
+        num_landmarks=68,
+        pairs=[(k, 16 - k) for k in range(8)] + [
+            (17, 26), (18, 25), (19, 24), (20, 23), (21, 22), (36, 45), (37, 44), (38, 43), (39, 42), (41, 46),
+            (40, 47), (31, 35), (32, 34), (48, 54), (49, 53), (50, 52), (60, 64), (61, 63), (67, 65), (59, 55),
+            (58, 56)],
+        inter_ocular=((36,), (45,)), inter_pupil=(tuple(range(36, 42)), tuple(range(42, 48))),
+        subsets=("common", "challenging"), graphs={"68pts": "68pts.txt"},
+        default_gcn_graph="68pts", topk_graphs={}, laplacian_graph="68pts"),
+    "cofw29": dict(
+        num_landmarks=29,
+        pairs=[(0, 1), (4, 6), (2, 3), (5, 7), (8, 9), (13, 15), (12, 14), (10, 11), (16, 17), (18, 19), (22, 23)],
+        inter_ocular=((8,), (9,)), inter_pupil=((16,), (17,)), subsets=(), graphs={"29pts": "29pts.txt"},
+        default_gcn_graph="29pts", topk_graphs={}, laplacian_graph="29pts"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_SCHEMES))
+def test_builtin_scheme_files_give_the_reference_schemes(name):
+    """The built-in schemes are data files read by the user-scheme loader, identical to the former
+    Python definitions: equal Scheme objects, the same graph names, edges and top-k table."""
+    ref = REFERENCE_SCHEMES[name]
+    k = ref["num_landmarks"]
+    expected = Scheme(name=name, num_landmarks=k, flip_permutation=_pairs_perm(k, ref["pairs"]),
+                      inter_ocular=ref["inter_ocular"], inter_pupil=ref["inter_pupil"], subsets=ref["subsets"],
+                      gcn_graphs={g: read_edges(GRAPH_DIR / f, k) for g, f in ref["graphs"].items()},
+                      default_gcn_graph=ref["default_gcn_graph"], topk_graphs=ref["topk_graphs"],
+                      laplacian_graph=ref["laplacian_graph"])
+    for scheme in (get_scheme(name), load_scheme_file(BUILTIN_DIR / f"{name}.yaml")):
+        assert scheme == expected
+        assert scheme.to_dict() == expected.to_dict()      # graphs and top-k table too (not in ==)
+        assert list(scheme.gcn_graphs) == list(expected.gcn_graphs)
+        assert scheme.topk_graphs == expected.topk_graphs
+    assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == sorted(BUILTIN_SCHEMES)
+
+
+def test_user_scheme_named_graphs_and_topk(tmp_path):
+    (tmp_path / "ring.txt").write_text("0 1 1\n1 2 1\n2 3 1\n3 4 1\n4 0 1\n")
+    data = {**USER_SCHEME, "graphs": {"ring": "ring.txt", "pair": [[0, 1], [1, 0]]}, "graph": "ring",
+            "laplacian_graph": "pair", "topk_graphs": {2: "pair"}}
+    path = tmp_path / "named.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    scheme = load_scheme_file(path)
+    assert list(scheme.gcn_graphs) == ["ring", "pair"]
+    assert scheme.default_gcn_graph == "ring" and scheme.laplacian_graph == "pair" and scheme.topk_graphs == {2: "pair"}
+    assert scheme.gcn_edges().tolist() == [[0, 1], [1, 2], [2, 3], [3, 4], [4, 0]]
+    assert scheme.gcn_edges(2).tolist() == scheme.laplacian_edges().tolist() == [[0, 1], [1, 0]]
+    again = scheme_from_dict(json.loads(json.dumps(scheme.to_dict())))
+    assert again == scheme and again.topk_graphs == scheme.topk_graphs
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"graphs": [[0, 1]]}, "'graphs' must map graph names to edge lists"),
+    ({"graphs": {"g": "missing.txt"}}, "'graphs.g' names the edge list .*missing.txt"),
+    ({"graphs": {"g": [[0, 9]]}}, r"'graphs.g' indices must lie in 0..4"),
+    ({"graphs": {"g": [[0, 1]]}, "topk_graphs": {3: "nope"}}, r"'topk_graphs' must map k >= 1 to a name in 'graphs'"),
+    ({"graphs": {"g": [[0, 1]]}, "topk_graphs": {0: "g"}}, r"'topk_graphs' must map k >= 1"),
+    ({"graphs": {"graph": [[0, 1]]}}, "'graph' is an edge list of its own, but 'graphs' already has a graph"),
+])
+def test_user_scheme_named_graph_errors(tmp_path, change, message):
+    (tmp_path / "lap.txt").write_text("0 1 1\n")
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**USER_SCHEME, **change}))
+    with pytest.raises(ValueError, match=f"bad.json: {message}"):
+        load_scheme_file(path)
+
+
+def test_index_maps_are_landmark_facts():
+    """The 98 -> 68 / 29 maps live in lgrn.landmarks; the synthetic package re-exports the same objects."""
+    from lgrn.data import synthetic
+
+    assert set(INDEX_MAPS) == set(BUILTIN_SCHEMES)
+    for name, index_map in INDEX_MAPS.items():
+        assert len(index_map) == get_scheme(name).num_landmarks and len(set(index_map)) == len(index_map)
+        assert 0 <= min(index_map) and max(index_map) < 98
+    assert INDEX_MAPS["300w68"] is WFLW98_TO_300W68 and INDEX_MAPS["cofw29"] is WFLW98_TO_COFW29
+    assert synthetic.INDEX_MAPS is INDEX_MAPS and synthetic.WFLW98_TO_300W68 is WFLW98_TO_300W68

@@ -1,4 +1,4 @@
-"""Losses against hand-computed values (L-GRN.md §4): Soft Wing / Wing / Smooth Wing curves, the release's
+"""Losses against hand-computed values (docs/losses_metrics.md, "Losses"): Soft Wing / Wing / Smooth Wing curves, the release's
 reductions, the relative-location (Laplacian) loss on a hand-made graph and on the shipped graphs, the
 criterion builder, per-landmark weights, bf16 autocast and a loss that must fall under SGD."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Metrics against hand-made cases (L-GRN.md §7): NME normalised by the ground truth (300W inter-pupil =
+"""Metrics against hand-made cases (docs/losses_metrics.md, "Metrics"): NME normalised by the ground truth (300W inter-pupil =
 eye centroids), strict failure rate, the release's and the exact AUC on a hand-computed CED, subsets,
 the visible/occluded split and the accumulator."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lgrn.landmarks import get_scheme
-from lgrn.metrics import (MetricAccumulator, auc, ced_curve, failure_rate, nme, nme_by_visibility,
+from lgrn.metrics import (MetricAccumulator, auc, ced_curve, failure_rate, nme, nme_by_visibility, visibility_summary,
                           reference_distance, subset_metrics)
 
 WFLW = get_scheme("wflw98")
@@ -203,3 +203,27 @@ def test_a_scheme_name_works_wherever_a_scheme_does():
     assert MetricAccumulator("wflw98").scheme.num_landmarks == 98
     with pytest.raises(ValueError):
         nme(pred, gt, "no_such_scheme")
+
+
+def test_visibility_summary_is_the_one_occluded_nme():
+    """Pooled over all occluded landmarks (each point error / its image's reference distance), as the
+    released reports: the accumulator and the reports share this definition."""
+    gt = _wflw_face(3)
+    pred = gt.copy()
+    visibility = np.ones((3, 98), dtype=bool)
+    visibility[0, :2] = False                 # 2 occluded points, 10 px off -> 0.1
+    visibility[1, :40] = False                # 40 occluded points, 2 px off -> 0.02
+    pred[0, :2] += [6.0, 8.0]
+    pred[1, :40] += [1.2, 1.6]
+    summary = visibility_summary(pred, gt, visibility, WFLW)
+    assert summary["occluded_nme"] == pytest.approx((2 * 0.1 + 40 * 0.02) / 42)   # not (0.1 + 0.02) / 2
+    assert (summary["occluded_points"], summary["visible_points"]) == (42, 3 * 98 - 42)
+    assert (summary["occluded_count"], summary["visible_count"]) == (2, 3)
+    assert summary["visible_nme"] == pytest.approx(0.0)
+    acc = MetricAccumulator(WFLW)
+    acc.update(pred[:2], gt[:2], visibility=visibility[:2])
+    acc.update(pred[2:], gt[2:], visibility=visibility[2:])
+    assert {k: acc.summary()[k] for k in summary} == pytest.approx(summary)
+    assert np.isnan(visibility_summary(gt[:1], gt[:1], np.ones((1, 98), bool), WFLW)["occluded_nme"])
+    with pytest.raises(ValueError, match="visibility must be"):
+        visibility_summary(pred, gt, visibility[:, :50], WFLW)

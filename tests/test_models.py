@@ -1,4 +1,4 @@
-"""Backbones, graph layers, heads and build_model: exact parameter counts (L-GRN.md §2.7), the
+"""Backbones, graph layers, heads and build_model: exact parameter counts (docs/models.md), the
 release's initialisation and BN momenta, edge-softmax properties, hand-computed graph convolution,
 gradients reaching every parameter, shapes for every scheme and input size, dynamic edge weights,
 torchvision-format weight loading and the MAC budget of the light backbone."""
@@ -14,8 +14,9 @@ from torch import nn
 
 from lgrn.config import load_config
 from lgrn.landmarks import adjacency_pattern, get_scheme
-from lgrn.models import (EdgeSoftmax, GraphHead, MobileNetV2, SemGraphConv, build_model, build_resnet,
-                         count_macs, count_parameters)
+from lgrn.models import (BACKBONE_ALIASES, BACKBONES, HEADS, EdgeSoftmax, GraphHead, MobileNetV2, SemGraphConv,
+                         build_head, build_model, build_resnet, canonical_backbone_name, count_macs, count_parameters,
+                         scheme_for_structure)
 
 REPO = Path(__file__).resolve().parents[1]
 WFLW = REPO / "experiments/WLFW/config_resnet.yaml"
@@ -294,7 +295,7 @@ def test_mac_counter_and_light_backbone_budget() -> None:
     assert 4.6e9 < resnet34 < 4.9e9  # 3.6 GMAC at 224 x (256/224)^2
     assert mobilenet <= resnet34 / 4
     head = GraphHead(512, (8, 8), adjacency_pattern(get_scheme("wflw98").gcn_edges(3), 98))
-    assert 0.15e9 < count_macs(head, (1, 512, 8, 8)) < 0.25e9  # ~0.18 GMAC (L-GRN.md §2.7)
+    assert 0.15e9 < count_macs(head, (1, 512, 8, 8)) < 0.25e9  # ~0.18 GMAC (docs/models.md)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.export internals, not ours
@@ -314,3 +315,66 @@ def test_graph_head_exports_to_onnx() -> None:
     (out,) = session.run(None, {session.get_inputs()[0].name: features.numpy()})
     with torch.no_grad():
         assert np.abs(out - head(features).numpy()).max() < 1e-5
+
+
+# ----------------------------------------------------------------------------------------------
+# The registries: a backbone or head is one factory in BACKBONES / HEADS (lgrn.models.registry).
+
+class _TinyBackbone(nn.Module):
+    """The smallest backbone that follows the contract of lgrn.models.registry."""
+
+    stride = 32
+
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)   # the stem: first state-dict entry
+        self.out_channels = (width, width, width, width)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = self.conv1(images)
+        return [nn.functional.avg_pool2d(x, s) for s in (4, 8, 16, 32)]
+
+
+def test_registry_names_and_aliases() -> None:
+    assert list(BACKBONES) == ["resnet18", "resnet34", "resnet50", "mobilenetv2"]
+    assert list(HEADS) == ["BaseGCNPredictor", "FCPredictor"]
+    assert all(target in BACKBONES for target in BACKBONE_ALIASES.values())
+    for name, canonical in (("ResNet34Pure", "resnet34"), ("resnet34pure", "resnet34"), ("RESNET18", "resnet18"),
+                            ("resnet50", "resnet50"), ("MobileNetV2", "mobilenetv2"), ("mobilenet_v2", "mobilenetv2")):
+        assert canonical_backbone_name(name) == canonical
+    with pytest.raises(ValueError, match="unknown backbone 'vgg16'; expected one of ResNet34Pure, resnet18, "
+                                         "resnet34, resnet50, mobilenetv2$"):
+        canonical_backbone_name("vgg16")
+    with pytest.raises(ValueError, match="IBN-a"):
+        canonical_backbone_name("ResNet34")
+    structure = dict(config(WFLW)["structure"], predictor_name="MLPPredictor")
+    with pytest.raises(ValueError, match=r"unknown head 'MLPPredictor'; expected one of "
+                                         r"\('BaseGCNPredictor', 'FCPredictor'\)"):
+        build_head(structure, 512, get_scheme("wflw98"))
+
+
+def test_a_new_backbone_is_one_registry_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKBONES, "tiny", lambda in_channels, structure: _TinyBackbone(in_channels, 16))
+    assert canonical_backbone_name("Tiny") == "tiny"
+    cfg = config(WFLW, "structure.backbone_name=Tiny", "structure.crop_size=64")
+    model = build_model(cfg).eval()
+    assert isinstance(model.backbone, _TinyBackbone) and model.head.in_channels == 16
+    assert tuple(model(torch.randn(2, 3, 64, 64)).shape) == (2, 98, 2)
+    # Pretrained handling comes with the contract: a torchvision-style file (classifier included) loads,
+    # and a 3-channel stem is summed into a 1-channel one.
+    weights = _TinyBackbone(3, 16).state_dict()
+    path = tmp_path / "tiny.pth"
+    torch.save({**weights, "fc.weight": torch.zeros(10, 16)}, path)
+    gray = build_model(config(WFLW, "structure.backbone_name=tiny", "structure.crop_size=64",
+                              "structure.is_color=false", f"structure.pretrained_path={path}"))
+    assert torch.equal(gray.backbone.conv1.weight, weights["conv1.weight"].sum(dim=1, keepdim=True))
+
+
+def test_build_model_takes_a_resolved_config_without_reading_the_config_layer() -> None:
+    # build_model resolves the scheme from structure alone (lgrn.models.model does not import lgrn.config).
+    cfg = config(REPO / "experiments/COFW/config_resnet.yaml", "structure.crop_size=64")
+    assert scheme_for_structure(cfg["structure"]).name == build_model(cfg).scheme.name == "cofw29"
+    with pytest.raises(ValueError, match="structure.scheme 'wflw98' has 98 landmarks but structure.num_kpts is 29"):
+        scheme_for_structure(dict(cfg["structure"], scheme="wflw98"))
+    with pytest.raises(ValueError, match="scheme 'wflw98' has 98 landmarks but structure.num_kpts is 29"):
+        build_model(cfg, scheme=get_scheme("wflw98"))

@@ -13,7 +13,7 @@ import pytest
 from lgrn.data.readers import read_pts
 from lgrn.landmarks import get_scheme
 from lgrn.output_formats import coco_document, pts_name, write_outputs
-from lgrn.predict import main as predict_main
+from lgrn.cli.predict import main as predict_main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

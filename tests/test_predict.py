@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lgrn.predict import main, read_boxes_file
+from lgrn.cli.predict import main
+from lgrn.predict import read_boxes_file
 from lgrn.smoothing import OneEuroFilter, jitter
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lgrn.data import prepare as prepare_module
-from lgrn.data.prepare import main
+from lgrn.cli.prepare import main
 from lgrn.geometry import cut_crop
 from lgrn.data.readers import (read_attributes, read_cofw, read_crops, read_pts, read_release_list,
                                read_wflw_official)

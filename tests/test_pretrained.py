@@ -15,7 +15,7 @@ from lgrn.data.readers import read_300w
 from lgrn.landmarks import get_scheme
 from lgrn.metrics import nme
 from lgrn.models import build_model, load_model
-from lgrn.predict import main as predict_main
+from lgrn.cli.predict import main as predict_main
 from lgrn.pretrained import (DEFAULT_MODEL, available_models, model_card_path, pack_checkpoint,
                              pretrained_path)
 
@@ -136,7 +136,7 @@ def test_flip_averaging_is_exactly_mirror_equivariant(test_faces):
 
 
 def test_export_without_checkpoint_exports_the_shipped_model(tmp_path, capsys):
-    from lgrn.export import main as export_main
+    from lgrn.cli.export import main as export_main
 
     assert export_main(["--onnx", str(tmp_path / "lgrn68.onnx")]) == 0
     out = capsys.readouterr().out

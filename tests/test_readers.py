@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from lgrn.data.readers import (CropRecord, read_300w, read_attributes, read_cofw, read_crops, read_generic,
-                               read_pts, read_release_list, read_release_lists, read_wflw_official,
+from lgrn.data.readers import (WFLW_ATTRIBUTES, CropRecord, read_300w, read_attributes, read_cofw, read_crops,
+                               read_generic, read_pts, read_release_list, read_release_lists, read_wflw_official,
                                read_wflw_subset_lists, write_crops)
+from lgrn.landmarks import get_scheme
 
 
 def touch_image(path: Path, size: tuple[int, int] = (8, 8)) -> Path:
@@ -325,3 +326,9 @@ def test_generic_errors(tmp_path: Path, name, text, error, message):
     (tmp_path / name).write_text(text)
     with pytest.raises(error, match=message):
         read_generic(tmp_path / name)
+
+
+def test_wflw_attribute_columns_are_the_wflw98_subsets():
+    """The six flags of the official WFLW lists, in file order, are the wflw98 scheme's subsets."""
+    assert WFLW_ATTRIBUTES == get_scheme("wflw98").subsets == (
+        "pose", "expression", "illumination", "makeup", "occlusion", "blur")

@@ -13,7 +13,7 @@ import torch
 
 from lgrn import load_config
 from lgrn.checkpoint import load_checkpoint
-from lgrn.engine.commands import release_main
+from lgrn.cli.release import main as release_main
 from lgrn.engine.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,3 +150,18 @@ def test_resume_from_a_damaged_checkpoint_is_a_named_error(reference, tmp_path, 
     err = capsys.readouterr().err
     assert "checkpoint.pth.tar" in err and "Traceback" not in err
     assert (f"the checkpoint has no {damage}" in err) if damage != "backbone" else ("missing keys" in err)
+
+
+def test_best_checkpoint_keeps_weights_and_metrics_only_and_cannot_be_resumed(reference, tmp_path, capsys):
+    """The resume state (optimizer, scheduler, rng, ...) lives in checkpoint.pth.tar alone; --resume from
+    checkpoint_best.pth.tar is a named error, not a traceback."""
+    best, latest = load_checkpoint(reference / "checkpoint_best.pth.tar"), load_checkpoint(reference / "checkpoint.pth.tar")
+    assert {"optimizer", "scheduler", "rng", "iteration", "epoch_sums"}.isdisjoint(best)
+    assert {"epoch", "state_dict", "config", "scheme", "best_nme", "selection"} <= set(best)
+    assert {"optimizer", "scheduler", "rng"} <= set(latest)
+    code = release_main(["--config", str(TINY), "--expname", str(tmp_path / "exp"), "--train", "--resume",
+                         "--load_path", str(reference / "checkpoint_best.pth.tar"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "checkpoint_best.pth.tar" in err and "needs the latest checkpoint (checkpoint.pth.tar)" in err
+    assert "Traceback" not in err

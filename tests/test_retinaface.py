@@ -15,7 +15,7 @@ from lgrn.data.readers import read_300w, read_wflw_official
 from lgrn.detect import HaarFaceDetector, RetinaFaceDetector, box_iou, default_detector
 from lgrn.detect import retinaface
 from lgrn.geometry import landmark_box, square_box_from_bbox
-from lgrn.inference import read_image
+from lgrn.images import read_image
 
 
 @pytest.fixture(scope="module")

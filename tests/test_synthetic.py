@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from lgrn.data.synthetic import (INDEX_MAPS, SyntheticFaces, generate_samples, landmark_index_map, main)
-from lgrn.data.synthetic_draw import fill, inside
-from lgrn.data.synthetic_shape import FaceParams, build_geometry, load_shape_model
+from lgrn.cli.synth import main
+from lgrn.data.synthetic import INDEX_MAPS, SyntheticFaces, generate_samples, landmark_index_map
+from lgrn.data.synthetic.draw import fill, inside
+from lgrn.data.synthetic.shape import FaceParams, build_geometry, load_shape_model
 from lgrn.landmarks import get_scheme
 
 

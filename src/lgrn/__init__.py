@@ -6,7 +6,7 @@ authors' release and documented, switchable improvements.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from .config import load_config  # noqa: E402
 

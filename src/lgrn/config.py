@@ -13,11 +13,14 @@ from typing import Any
 
 import yaml
 
+from .landmarks import Scheme, get_scheme, scheme_for_num_landmarks
+
 NUM = (int, float)
 _REQUIRED = object()
 
 # key -> (accepted types, default). A nested dict value is a sub-schema. ``None`` in the types
-# means the key may be null. Defaults reproduce the release (L-GRN.md §1, §10).
+# means the key may be null. Defaults reproduce the release (docs/configs.md lists every key;
+# docs/deviations.md says where lgrn differs).
 COMMON = {
     "num_kpts": ((int,), _REQUIRED),
     "is_color": ((bool,), True),
@@ -332,8 +335,8 @@ def _check_choices(config: dict, source: str) -> None:
         raise ConfigError(f"{source}: 'train_param.amp' must be null, auto or bf16, got {config['train_param']['amp']!r}")
     if config["test_param"]["refine_300W"]:
         raise ConfigError(f"{source}: 'test_param.refine_300W: true' is not supported: the release's clamp to the "
-                          "non-padded image region is broken (its lower bounds are overwritten, L-GRN.md §9.16) "
-                          "and no shipped config enables it; leave it false")
+                          "non-padded image region is broken (its lower bounds are overwritten, docs/deviations.md "
+                          "release bug 16) and no shipped config enables it; leave it false")
     n = config["structure"]["num_kpts"]
     for section in ("train_param", "test_param"):
         if config[section]["num_kpts"] != n:
@@ -357,10 +360,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:
     return resolve_config(raw, source=str(path), overrides=overrides)
 
 
-def get_scheme_for_config(config: dict):
+def get_scheme_for_config(config: dict) -> Scheme:
     """The landmark scheme a config refers to (``structure.scheme`` or the built-in for num_kpts)."""
-    from .landmarks import get_scheme, scheme_for_num_landmarks
-
     structure = config["structure"]
     scheme = get_scheme(structure["scheme"]) if structure["scheme"] else scheme_for_num_landmarks(structure["num_kpts"])
     if scheme.num_landmarks != structure["num_kpts"]:

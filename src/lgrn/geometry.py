@@ -53,7 +53,7 @@ def square_box_from_bbox(bbox: Sequence[float] | np.ndarray, scale: float = 1.2)
 
 
 def square_crop_box(landmarks: np.ndarray, scale: float = 1.2) -> np.ndarray:
-    """The face crop of the processed datasets (PFLD's rule, L-GRN.md §5.1): a square of side
+    """The face crop of the processed datasets (PFLD's rule, docs/data_formats.md; the release's crop: docs/deviations.md): a square of side
     ``scale * max(w, h)`` of the landmark box, centred on it. Returns ``[4]`` x1, y1, x2, y2."""
     return square_box_from_bbox(landmark_box(landmarks), scale)
 

@@ -1,134 +1,37 @@
 """FaceAligner: images (paths, RGB or BGR arrays, PIL images, or lists of these) plus optional face boxes
 -> landmarks in original-image pixels. Each face is cut out as the training crops were (square crop,
 ``lgrn.geometry.cut_crop``: bilinear, anti-aliased when shrinking, black outside the image), turned
-into the network input exactly as in training (BGR, grayscale when the model is, per-image z-score,
-``normalize_image``), run through the model (PyTorch or ONNX Runtime) in batches that mix the faces of
-all images of a call, and mapped back through the inverse crop transform. Boxes come from the caller
-or from a :class:`lgrn.detect.FaceDetector` (RetinaFace by default, OpenCV's Haar cascade as fallback). The result is
-always a :class:`FaceLandmarks` (``N = 0`` when there is no face, never ``None``).
+into the network input exactly as in training (BGR, grayscale when the model is, per-image z-score:
+``lgrn.images.crop_faces``), run through the model (PyTorch or ONNX Runtime: ``lgrn.backends``) in batches
+that mix the faces of all images of a call, and mapped back through the inverse crop transform. Boxes come
+from the caller or from a :class:`lgrn.detect.FaceDetector` (RetinaFace by default, OpenCV's Haar cascade as
+fallback). See docs/inference.md. The result is always a :class:`FaceLandmarks` (``N = 0`` when there is
+no face, never ``None``).
 """
 from __future__ import annotations
 
-import io
-import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import cv2
 import numpy as np
-import torch
 
+from .backends import LandmarkNetwork, Network, load_network, torch_network
 from .detect import LANDMARK_BOX, BoxCalibration, FaceDetector, as_boxes, default_detector
-from .geometry import apply_affines, crop_matrix, cut_crop, invert_affines, square_crop_box
+from .geometry import apply_affines, invert_affines, square_crop_box
+from .images import (DEFAULT_MAX_PIXELS, ImageInput, ImageReadError, crop_faces, header_pixels, load_bgr,
+                     read_image, to_bgr)
+from .pretrained import pretrained_path
 
-__all__ = ["FaceAligner", "FaceLandmarks", "ImageReadError", "read_image", "to_bgr", "load_bgr", "crop_faces",
-           "ImageInput"]
-
-ImageInput = Union[str, Path, np.ndarray, Any]  # Any: a PIL.Image.Image (PIL is imported only if used)
-DEFAULT_MAX_PIXELS = 40_000_000   # a 109 KB 30,000 x 30,000 PNG would otherwise decode to 2.7 GB
-
-
-class ImageReadError(ValueError):
-    """An image file cannot be read or decoded; the message names the file."""
+# read_image, to_bgr, load_bgr, crop_faces, ImageReadError (lgrn.images) and torch_network (lgrn.backends)
+# are re-exported: they were first published here.
+__all__ = ["FaceAligner", "FaceLandmarks", "NonFiniteOutputError", "ImageReadError", "read_image", "to_bgr",
+           "load_bgr", "crop_faces", "ImageInput", "DEFAULT_MAX_PIXELS", "header_pixels", "torch_network"]
 
 
 class NonFiniteOutputError(ValueError):
     """The network gave NaN or infinite landmarks (broken weights)."""
-
-
-def to_bgr(image: np.ndarray, color: str = "rgb", where: str = "image") -> np.ndarray:
-    """BGR uint8 ``[H, W, 3]`` from an array: ``[H, W]`` / ``[H, W, 1]`` grayscale, ``[H, W, 3]`` in
-    ``color`` order ("rgb" or "bgr"), ``[H, W, 4]`` with alpha (dropped); uint8 or uint16 (scaled by
-    255/65535; the per-image z-score makes the scale itself irrelevant) or bool."""
-    if color not in ("rgb", "bgr"):
-        raise ValueError(f"color must be 'rgb' or 'bgr', got {color!r}")
-    image = np.asarray(image)
-    if image.dtype == np.uint16:
-        image = np.round(image.astype(np.float32) * (255.0 / 65535.0)).astype(np.uint8)
-    elif image.dtype == bool:
-        image = image.astype(np.uint8) * 255
-    elif image.dtype != np.uint8:
-        raise TypeError(f"{where}: expected a uint8 (or uint16) image array, got dtype {image.dtype}; "
-                        "convert floats in [0, 1] with (image * 255).round().astype(np.uint8)")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
-        raise ValueError(f"{where}: expected an image of shape [H, W], [H, W, 3] or [H, W, 4], got {image.shape}")
-    if image.shape[2] == 4:
-        image = image[:, :, :3]
-    if color == "rgb":
-        image = image[:, :, ::-1]
-    return np.ascontiguousarray(image)
-
-
-def header_pixels(source: str | Path | io.BytesIO) -> tuple[int, str] | None:
-    """(pixel count, "W x H pixels") from an image file's header without decoding it; None when PIL
-    cannot tell (OpenCV then decides whether it is an image)."""
-    from PIL import Image
-
-    try:
-        with Image.open(source) as image:
-            width, height = image.size
-            return width * height, f"{width} x {height} pixels"
-    except Image.DecompressionBombError as exc:     # PIL refuses to even report very large sizes
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        count = int(found.group(1)) if found else 1 << 62
-        return count, f"{count} pixels"
-    except Exception:
-        return None
-
-
-def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode an image file to BGR uint8 ``[H, W, 3]`` (grayscale, alpha and 16-bit files included; EXIF
-    orientation applied, so landmarks refer to the image as viewers show it). Raises
-    :class:`ImageReadError` naming the file when it is missing, not a regular file (a FIFO would block),
-    larger than ``max_pixels`` (checked from the header, before decoding; None = no limit) or not a
-    decodable image."""
-    path = Path(path)
-    if path.exists() and not path.is_file():
-        raise ImageReadError(f"cannot read image {path}: not a regular file")
-    if max_pixels is not None and path.is_file():
-        size = header_pixels(path)
-        if size is not None and size[0] > max_pixels:
-            raise ImageReadError(f"image {path} is {size[1]}, over the limit of {max_pixels} pixels (raise it "
-                                 "with max_pixels / --max-pixels)")
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)   # np.fromfile also handles non-ASCII paths
-    except OSError as exc:
-        raise ImageReadError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
-    if image is None:
-        raise ImageReadError(f"cannot decode image {path}: not an image format OpenCV can read, or a damaged file")
-    if image.dtype not in (np.uint8, np.uint16):
-        # 32-bit float (EXR/HDR, TIFF) has no fixed range: stretch to 8 bits
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    return to_bgr(image, "bgr", where=str(path))
-
-
-def _pil_to_bgr(image: Any) -> np.ndarray:
-    mode = image.mode
-    if mode.startswith("I;16"):
-        return to_bgr(np.array(image, dtype=np.uint16), "rgb")
-    if mode not in ("L", "RGB", "RGBA", "1"):
-        image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
-    return to_bgr(np.array(image), "rgb")
-
-
-def load_bgr(image: ImageInput, color: str = "rgb") -> np.ndarray:
-    """Any supported input (path, array in ``color`` order, PIL image) -> BGR uint8 ``[H, W, 3]``."""
-    if isinstance(image, (str, Path)):
-        return read_image(image)
-    if isinstance(image, np.ndarray):
-        return to_bgr(image, color)
-    if type(image).__module__.startswith("PIL."):
-        return _pil_to_bgr(image)
-    raise TypeError(f"unsupported image input of type {type(image).__name__}: expected a path, a numpy array "
-                    "or a PIL image (or a list of these)")
 
 
 @dataclass
@@ -152,27 +55,6 @@ class FaceLandmarks:
     @property
     def num_landmarks(self) -> int:
         return int(self.landmarks.shape[1])
-
-
-Network = Callable[[np.ndarray], np.ndarray]
-
-
-def crop_faces(image_bgr: np.ndarray, crop_boxes: np.ndarray, crop_size: int,
-               is_color: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Network inputs ``[N, C, S, S]`` float32 and crop matrices ``[N, 2, 3]`` (image -> crop pixels) for
-    square ``crop_boxes [N, 4]`` of a BGR uint8 image, made exactly like the training data: the crop of
-    ``lgrn prepare`` (``cut_crop``), grayscale for a 1-channel model, per-image z-score."""
-    from .data.transforms import normalize_image
-
-    inputs = np.zeros((len(crop_boxes), 3 if is_color else 1, crop_size, crop_size), dtype=np.float32)
-    matrices = np.zeros((len(crop_boxes), 2, 3))
-    for i, box in enumerate(crop_boxes):
-        matrices[i] = crop_matrix(box, crop_size)
-        patch = cut_crop(image_bgr, matrices[i], crop_size)
-        if not is_color:
-            patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
-        inputs[i] = normalize_image(patch)
-    return inputs, matrices
 
 
 class FaceAligner:
@@ -222,41 +104,18 @@ class FaceAligner:
         """Rebuild the model from an lgrn checkpoint (its stored config and scheme) or from an exported ONNX
         file (its embedded metadata). ``device``: "cpu", "cuda" or "auto". ``backend``: "torch" or
         "onnxruntime" (default: "onnxruntime" for ``.onnx`` files, else "torch"; "onnxruntime" with a
-        checkpoint exports it to ONNX first). ``threads``: ONNX Runtime intra-op threads. Other keyword
-        arguments go to the constructor (``detector``, ``batch_size``, ``box_calibration``, ``refine``,
-        ``flip``)."""
-        path = Path(path)
-        is_onnx = path.suffix.lower() == ".onnx"
-        backend = backend or ("onnxruntime" if is_onnx else "torch")
-        if backend not in ("torch", "onnxruntime"):
-            raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        if device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if backend == "torch":
-            if is_onnx:
-                raise ValueError(f"{path}: an ONNX file runs with backend='onnxruntime', not 'torch'")
-            from .models import load_model
+        checkpoint converts it to ONNX in memory first: :func:`lgrn.backends.load_network`). ``threads``:
+        ONNX Runtime intra-op threads. Other keyword arguments go to the constructor (``detector``,
+        ``batch_size``, ``box_calibration``, ``refine``, ``flip``)."""
+        network = load_network(path, backend=backend, device=device, threads=threads)
+        return cls.from_network(network, **kwargs)
 
-            if device == "cuda" and not torch.cuda.is_available():
-                raise RuntimeError("device='cuda' requested but torch.cuda.is_available() is False")
-            model = load_model(path, map_location="cpu").to(device).eval()
-            structure = model.config["structure"]
-            return cls(torch_network(model, torch.device(device)), model.scheme, structure["crop_size"],
-                       structure["is_color"], config=model.config, backend="torch", **kwargs)
-        from .export import export_onnx, load_onnx_model
-
-        if is_onnx:
-            onnx_model = load_onnx_model(path, threads=threads, device=device)
-        else:
-            from .models import load_model
-
-            with tempfile.TemporaryDirectory() as tmp:   # the session keeps the graph in memory
-                onnx_path = export_onnx(load_model(path), Path(tmp) / "model.onnx", sidecar=False)
-                onnx_model = load_onnx_model(onnx_path, threads=threads, device=device)
-        return cls(onnx_model.run_numpy, onnx_model.scheme, onnx_model.crop_size, onnx_model.is_color,
-                   config=onnx_model.config, backend="onnxruntime", **kwargs)
+    @classmethod
+    def from_network(cls, network: LandmarkNetwork, **kwargs: Any) -> "FaceAligner":
+        """An aligner around a loaded :class:`lgrn.backends.LandmarkNetwork` (its scheme, crop size, colour
+        mode, config and backend); keyword arguments go to the constructor."""
+        return cls(network.run, network.scheme, network.crop_size, network.is_color, config=network.config,
+                   backend=network.backend, **kwargs)
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, **options: Any) -> "FaceAligner":
@@ -265,8 +124,6 @@ class FaceAligner:
         trained on 300-W: research use only, see its model card). ``options`` are those of
         :meth:`from_checkpoint` (``device``, ``backend``, ``threads``, ``detector``, ``batch_size``,
         ``box_calibration``, ``refine``)."""
-        from .pretrained import pretrained_path
-
         return cls.from_checkpoint(pretrained_path(name), **options)
 
     # -- preprocessing -------------------------------------------------------------------------------
@@ -364,10 +221,3 @@ class FaceAligner:
                     out[i] = box
         return out
 
-
-def torch_network(model: torch.nn.Module, device: torch.device) -> Network:
-    """A PyTorch model as a ``Network``: numpy ``[N, C, S, S]`` float32 in, numpy landmarks out."""
-    def run(inputs: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(inputs)).to(device)).float().cpu().numpy()
-    return run

@@ -1,4 +1,4 @@
-"""Training losses for landmark regression (L-GRN.md §4): the release's Soft Wing (``WiderWing``), Wing,
+"""Training losses for landmark regression (docs/losses_metrics.md, "Losses"): the release's Soft Wing (``WiderWing``), Wing,
 Smooth Wing, L1/L2/SmoothL1/MSE, Euclidean, NME and NormalizedWiderWing losses as pure functions of
 ``pred``/``target`` tensors ``[B, K, 2]`` in pixels, the relative-location (Laplacian) loss, and
 ``build_criterion`` which assembles ``task_weight * task + laplace_weight * relative`` from a config's
@@ -175,7 +175,7 @@ def normalized_soft_wing_loss(pred: Tensor, target: Tensor, weights: Tensor | No
 def relative_location_loss(pred: Tensor, target: Tensor, weights: Tensor | None = None,
                            laplacian: Tensor | None = None, thres1: float = 2.0, thres2: float = 20.0,
                            curvature: float = 2.0) -> Tensor:
-    """Soft Wing on ``L (P_pred - P_gt)`` with ``laplacian`` ``L`` ``[K, K]`` (L-GRN.md §4.2).
+    """Soft Wing on ``L (P_pred - P_gt)`` with ``laplacian`` ``L`` ``[K, K]`` (docs/losses_metrics.md, "Losses").
 
     The release multiplies pred and target by ``L`` separately; ``L`` is linear, so this is the same
     value with one matmul fewer. Row ``i`` of the result is weighted by ``weights[:, i]``.
@@ -286,7 +286,7 @@ def _number(value: Any, key: str, positive: bool = True) -> float:
 
 
 def build_criterion(train_param: dict[str, Any], scheme: Scheme) -> Criterion:
-    """The training criterion from a resolved config's ``train_param`` (L-GRN.md §1, §4).
+    """The training criterion from a resolved config's ``train_param`` (docs/losses_metrics.md, "Losses").
 
     ``criterion.type`` picks the task loss (``WiderWing``, ``Wing``, ``SmoothWing``, ``L1``, ``L2``,
     ``SmoothL1``, ``MSE``, ``Euclidean``, ``NME``, ``NormalizedWiderWing``); ``criterion.kwargs`` go to it,

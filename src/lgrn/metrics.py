@@ -1,8 +1,11 @@
-"""Evaluation metrics as pure numpy functions (L-GRN.md §7): per-image NME normalised by a ground-truth
-reference distance (inter-ocular or inter-pupil, from the landmark scheme), failure rate, the CED curve and
-its AUC in two conventions (the release's 20-point grid and the exact integral), per-subset results from
-non-exclusive attribute flags, an NME split into visible and occluded landmarks, and ``MetricAccumulator``
-which gathers batches in order and summarises them.
+"""Evaluation metrics as pure numpy functions (docs/losses_metrics.md, "Metrics"): per-image NME
+normalised by a ground-truth reference distance (inter-ocular or inter-pupil, from the landmark scheme),
+failure rate, the CED curve and its AUC in two conventions (the release's 20-point grid and the exact
+integral), per-subset results from non-exclusive attribute flags, an NME split into visible and occluded
+landmarks, and ``MetricAccumulator`` which gathers batches in order and summarises them.
+
+This module is lgrn's one definition of every evaluation number: the engine's reports, ``--eval_ckpts``,
+the demo and ``lgrn export --eval`` all compute through it.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from .landmarks import Scheme, get_scheme
 def as_scheme(scheme: Scheme | str) -> Scheme:
     """A :class:`Scheme`, or the built-in / file scheme it names ("wflw98", "300w68", "cofw29", a path)."""
     return get_scheme(scheme) if isinstance(scheme, str) else scheme
+
 
 NORMS = ("inter_ocular", "inter_pupil")
 # numpy >= 2 renamed trapz to trapezoid (and scipy removed simps): use whichever this numpy has.
@@ -85,10 +89,7 @@ def nme_by_visibility(pred: Any, gt: Any, visibility: Any, scheme: Scheme | str,
 
 def _split_by_visibility(errors: np.ndarray, visibility: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per-image mean of ``errors [N, K]`` over the visible and over the occluded landmarks."""
-    vis = np.asarray(visibility)
-    if vis.shape != errors.shape:
-        raise ValueError(f"visibility must be [N, K] = {errors.shape}, got {vis.shape}")
-    vis = vis.astype(bool)
+    vis = _check_visibility(visibility, errors.shape)
 
     def group_mean(mask: np.ndarray) -> np.ndarray:
         count = mask.sum(axis=1)
@@ -97,6 +98,40 @@ def _split_by_visibility(errors: np.ndarray, visibility: Any) -> tuple[np.ndarra
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
     return group_mean(vis), group_mean(~vis)
+
+
+def visibility_summary(pred: Any, gt: Any, visibility: Any, scheme: Scheme | str,
+                       norm: str = "inter_ocular") -> dict[str, Any]:
+    """The NME of a test set on its visible and on its occluded landmarks: ``visible_nme`` /
+    ``occluded_nme`` = the mean normalised error over ALL landmarks of that kind, pooled over the images
+    (each point error divided by its own image's reference distance; NaN when there is none),
+    ``visible_points`` / ``occluded_points`` = how many landmarks that is, ``visible_count`` /
+    ``occluded_count`` = how many images have such landmarks. ``visibility`` ``[N, K]`` bool (True =
+    visible).
+
+    This is lgrn's one definition of the visible / occluded NME (docs/losses_metrics.md): the reports'
+    ``analysis.json``, the demo's table and :class:`MetricAccumulator` use it. Pooling over points means
+    an image with many occluded landmarks weighs more than one with a few (unlike the per-image
+    :func:`nme_by_visibility`)."""
+    errors = _normalised_errors(pred, gt, scheme, norm)
+    return _pooled_by_visibility(errors, _check_visibility(visibility, errors.shape))
+
+
+def _check_visibility(visibility: Any, shape: tuple[int, ...]) -> np.ndarray:
+    vis = np.asarray(visibility)
+    if vis.shape != shape:
+        raise ValueError(f"visibility must be [N, K] = {shape}, got {vis.shape}")
+    return vis.astype(bool)
+
+
+def _pooled_by_visibility(errors: np.ndarray, visible: np.ndarray) -> dict[str, Any]:
+    """:func:`visibility_summary` from normalised point errors ``[N, K]`` and a bool mask ``[N, K]``."""
+    out: dict[str, Any] = {}
+    for key, mask in (("visible", visible), ("occluded", ~visible)):
+        out[f"{key}_nme"] = float(errors[mask].mean()) if mask.any() else float("nan")
+        out[f"{key}_points"] = int(mask.sum())
+        out[f"{key}_count"] = int(mask.any(axis=1).sum())
+    return out
 
 
 def _check_nmes(nmes: Any, threshold: float) -> np.ndarray:
@@ -184,8 +219,8 @@ class MetricAccumulator:
         self._nmes: list[np.ndarray] = []
         self._names: list[str | None] = []
         self._flags: dict[str, list[bool]] = {name: [] for name in self.scheme.subsets}
-        self._visible: list[np.ndarray] = []
-        self._occluded: list[np.ndarray] = []
+        self._errors: list[np.ndarray] = []    # normalised point errors [B, K] per batch
+        self._visible: list[np.ndarray] = []   # visibility [B, K] per batch (all True without a mask)
         self._has_visibility = False
         self._has_attributes = False
 
@@ -231,10 +266,10 @@ class MetricAccumulator:
         flags = self._batch_flags(attributes, batch) if attributes is not None else {}
         self._has_attributes |= attributes is not None
         if visibility is not None:
-            visible, occluded = _split_by_visibility(errors, visibility)
+            visible = _check_visibility(visibility, errors.shape)
             self._has_visibility = True
         else:
-            visible, occluded = batch_nme, np.full(batch, np.nan)
+            visible = np.ones(errors.shape, dtype=bool)
         # Validation is done: commit the batch.
         done = len(self._names)
         for name, mask in flags.items():
@@ -244,15 +279,17 @@ class MetricAccumulator:
                 values.extend([False] * batch)
         self._nmes.append(batch_nme)
         self._names.extend(list(names) if names is not None else [None] * batch)
+        self._errors.append(errors)
         self._visible.append(visible)
-        self._occluded.append(occluded)
         return batch_nme
 
     def summary(self) -> dict[str, Any]:
         """``nme``, ``fr``, ``auc`` (release), ``auc_exact``, ``count``, ``threshold``, ``norm``,
         ``subsets`` (name -> the same keys; empty when no attributes were given; a subset with no image
         has count 0 and NaN values) and, when visibility was
-        given, ``visible_nme`` / ``occluded_nme`` (means over images having such landmarks)."""
+        given, ``visible_nme`` / ``occluded_nme`` / ``visible_points`` / ``occluded_points`` /
+        ``visible_count`` / ``occluded_count`` (:func:`visibility_summary`; batches without a mask count
+        as fully visible)."""
         if not self._nmes:
             raise ValueError("MetricAccumulator.summary(): no images were added")
         values = self.nmes
@@ -261,9 +298,5 @@ class MetricAccumulator:
         flags = {n: np.array(f, dtype=bool) for n, f in self._flags.items()} if self._has_attributes else {}
         out["subsets"] = subset_metrics(values, flags, self.threshold)
         if self._has_visibility:
-            for key, parts in (("visible_nme", self._visible), ("occluded_nme", self._occluded)):
-                group = np.concatenate(parts)
-                group = group[~np.isnan(group)]
-                out[key] = float(group.mean()) if group.size else float("nan")
-                out[key.replace("_nme", "_count")] = int(group.size)
+            out.update(_pooled_by_visibility(np.concatenate(self._errors), np.concatenate(self._visible)))
         return out

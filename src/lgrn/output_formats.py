@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine.runtime import atomic_write_text
+from .atomic import write_text_atomic
 
 __all__ = ["FORMATS", "DEFAULT_FORMATS", "write_outputs", "coco_document", "pts_text", "pts_name"]
 
@@ -112,7 +112,7 @@ def write_outputs(out: Path, records: list[dict], scheme: Any, summary: dict,
     written = []
 
     def put(path: Path, text: str) -> None:
-        atomic_write_text(path, text)
+        write_text_atomic(path, text)
         written.append(path)
 
     if "json" in formats:

@@ -1,31 +1,34 @@
-"""`lgrn predict INPUT [--checkpoint CKPT] --out DIR`: landmarks for an image, a folder of images (recursive,
-with a progress bar) or a video, written as ``landmarks.json`` (one record per face), ``landmarks.csv`` (and,
-with ``--format``, COCO keypoints JSON, iBUG ``.pts`` files and an OpenFace-style CSV: ``output_formats``),
-``summary.json`` and annotated images (``annotated/``) or an annotated video (``<stem>_annotated.mp4``).
-Faces come from the detector or from ``--boxes FILE``. In a video, faces are linked into tracks from
-frame to frame (box overlap) and each track is smoothed with a One Euro filter (``--no-smooth`` turns it
-off); the jitter (mean frame-to-frame landmark motion) is reported with and without smoothing.
-Unreadable files are skipped and listed in folder mode; a single unreadable image is an error.
+"""Landmarks for an image, a folder of images (recursive, with a progress bar) or a video: the library side
+of ``lgrn predict`` (its command line is ``lgrn.cli.predict``), :func:`predict_source` with
+:class:`PredictOptions`. Writes ``landmarks.json`` (``{"scheme", "num_landmarks", "faces": [one record per
+face]}``), ``landmarks.csv`` (and, with other formats, COCO keypoints JSON, iBUG ``.pts`` files and an
+OpenFace-style CSV: ``output_formats``), ``summary.json`` and annotated images (``annotated/``) or an
+annotated video (``<stem>_annotated.mp4``). Faces come from the detector or from a boxes file. In a video,
+faces are linked into tracks from frame to frame (box overlap) and each track is smoothed with a One Euro
+filter (``smoothing``); the jitter (mean frame-to-frame landmark motion) is reported with and without
+smoothing. Unreadable files are skipped and listed in folder mode; a single unreadable image is an error.
+See docs/inference.md.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-from .detect import DETECTORS, HaarFaceDetector, as_boxes, box_iou, default_detector
-from .export import IMAGE_SUFFIXES
-from .inference import DEFAULT_MAX_PIXELS, FaceAligner, FaceLandmarks, ImageReadError, read_image
-from .output_formats import DEFAULT_FORMATS, FORMATS, write_outputs
+from .detect import FaceDetector, HaarFaceDetector, as_boxes, box_iou, default_detector
+from .images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadError, read_image
+from .inference import FaceAligner, FaceLandmarks
+from .output_formats import DEFAULT_FORMATS, write_outputs
 from .pretrained import DEFAULT_MODEL, pretrained_path
 from .smoothing import DEFAULT_BETA, DEFAULT_D_CUTOFF, DEFAULT_MIN_CUTOFF, OneEuroFilter, jitter
 
-__all__ = ["main", "read_boxes_file", "draw_landmarks", "VIDEO_SUFFIXES"]
+__all__ = ["PredictOptions", "PredictResult", "predict_source", "build_detector", "read_boxes_file",
+           "draw_landmarks", "VIDEO_SUFFIXES"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 CHUNK = 16   # images decoded and sent through the network together
@@ -126,8 +129,6 @@ def _annotated_path(out: Path, name: str) -> Path:
 def _predict_images(aligner: FaceAligner, files: list[Path], names: list[str], out: Path, boxes: Any,
                     annotate: bool, single: bool, progress: bool,
                     max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[list[dict], dict]:
-    from tqdm import tqdm
-
     records: list[dict] = []
     unreadable: list[dict] = []
     no_face: list[str] = []
@@ -195,8 +196,6 @@ def _video_jitter(tracks: list[_Track]) -> dict[str, float]:
 
 def _predict_video(aligner: FaceAligner, path: Path, out: Path, boxes: Any, annotate: bool, progress: bool,
                    smooth: dict | None, max_frames: int | None) -> tuple[list[dict], dict]:
-    from tqdm import tqdm
-
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ImageReadError(f"cannot open video {path}")
@@ -285,117 +284,88 @@ def _open_writer(path: Path, fps: float, width: int, height: int) -> Any:
     return writer
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgrn predict", description="Landmarks for an image, a folder or a video.")
-    p.add_argument("input", help="an image, a folder of images (searched recursively) or a video file")
-    p.add_argument("--checkpoint", help="lgrn checkpoint or exported .onnx model (default: the shipped "
-                   "68-point model, lgrn.pretrained.DEFAULT_MODEL)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--boxes", help="face boxes file (JSON or CSV, see docs) instead of the face detector")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), help="default: from the checkpoint's file type")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--refine", type=int, default=0, help="re-crop around the predicted landmarks N times")
-    p.add_argument("--flip", action="store_true", help="also run each face mirrored and average (2x the cost)")
-    p.add_argument("--detector", default="auto", choices=("auto", *DETECTORS),
-                   help="face detector: auto (default) = RetinaFace, or the Haar cascade when RetinaFace cannot run")
-    p.add_argument("--detector-angles", default="0", help="haar only: comma-separated in-plane angles the Haar "
-                   "cascade scans, e.g. 0,-25,25 to find tilted faces (slower)")
-    p.add_argument("--min-face", type=int, default=None,
-                   help="smallest face side in pixels (default: 16 for RetinaFace, 40 for Haar)")
-    p.add_argument("--format", default=",".join(DEFAULT_FORMATS),
-                   help=f"comma-separated output formats from {', '.join(FORMATS)} (default: "
-                   f"{','.join(DEFAULT_FORMATS)}): lgrn JSON, wide CSV, COCO keypoints JSON, one iBUG .pts per face, "
-                   "OpenFace-style CSV")
-    p.add_argument("--no-annotate", action="store_true", help="do not write annotated images / video")
-    p.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing")
-    p.add_argument("--min-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, help="One Euro min cutoff (Hz)")
-    p.add_argument("--beta", type=float, default=DEFAULT_BETA, help="One Euro speed coefficient (per face size/s)")
-    p.add_argument("--d-cutoff", type=float, default=DEFAULT_D_CUTOFF, help="One Euro speed cutoff (Hz)")
-    p.add_argument("--max-frames", type=int, help="video: stop after N frames")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help=f"refuse images larger than this many pixels, read from the header before decoding "
-                   f"(default {DEFAULT_MAX_PIXELS:,})")
-    p.add_argument("--no-progress", action="store_true")
-    return p
+@dataclass
+class PredictOptions:
+    """The options of ``lgrn predict`` (docs/inference.md). ``checkpoint``: an lgrn checkpoint or exported
+    ``.onnx`` file (None: the shipped default model); ``boxes``: a boxes file (:func:`read_boxes_file`) used
+    instead of the detector; ``backend``/``device``/``threads``/``batch_size``/``refine``/``flip``: as in
+    :meth:`FaceAligner.from_checkpoint`; ``detector``: "auto", "retinaface" or "haar", ``detector_angles``
+    the in-plane angles the Haar cascade scans, ``min_face`` the smallest face side (None: the detector's
+    own); ``formats``: output formats (``lgrn.output_formats.FORMATS``); ``annotate``: write annotated
+    images / video; ``smooth`` and the One Euro parameters: video smoothing; ``max_frames``: stop a video
+    early; ``max_pixels``: refuse larger images (None: no limit); ``progress``: show a progress bar."""
+
+    checkpoint: str | Path | None = None
+    boxes: str | Path | None = None
+    backend: str | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    batch_size: int = 32
+    refine: int = 0
+    flip: bool = False
+    detector: str = "auto"
+    detector_angles: tuple[float, ...] = (0.0,)
+    min_face: int | None = None
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    annotate: bool = True
+    smooth: bool = True
+    min_cutoff: float = DEFAULT_MIN_CUTOFF
+    beta: float = DEFAULT_BETA
+    d_cutoff: float = DEFAULT_D_CUTOFF
+    max_frames: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    progress: bool = True
 
 
-def _detector(args: argparse.Namespace, angles: tuple[float, ...]):
-    detector = default_detector(args.detector, threads=args.threads, min_size=args.min_face)
+@dataclass
+class PredictResult:
+    """What :func:`predict_source` did: the face ``records``, the ``summary`` (also in ``summary.json``),
+    the ``aligner`` used and the files ``written``."""
+
+    records: list[dict]
+    summary: dict
+    aligner: FaceAligner
+    written: list[Path]
+
+
+def build_detector(name: str = "auto", threads: int | None = None, min_size: int | None = None,
+                   angles: tuple[float, ...] = (0.0,)) -> FaceDetector:
+    """:func:`lgrn.detect.default_detector`, with the Haar cascade scanning ``angles`` when it is the one."""
+    detector = default_detector(name, threads=threads, min_size=min_size)
     if isinstance(detector, HaarFaceDetector) and angles != (0.0,):
         detector = HaarFaceDetector(angles=angles, min_size=detector.min_size)
     return detector
 
 
-def _run(args: argparse.Namespace, source: Path, out: Path, angles: tuple[float, ...]) -> tuple[list, dict, Any]:
-    boxes = read_boxes_file(args.boxes) if args.boxes else None
-    checkpoint = args.checkpoint if args.checkpoint else pretrained_path()
-    aligner = FaceAligner.from_checkpoint(checkpoint, device=args.device, backend=args.backend,
-                                          threads=args.threads, batch_size=args.batch_size, refine=args.refine,
-                                          flip=args.flip,
-                                          detector=_detector(args, angles))
+def predict_source(source: str | Path, out: str | Path, options: PredictOptions | None = None) -> PredictResult:
+    """Landmarks for an image, a folder of images (recursive) or a video (by suffix, ``VIDEO_SUFFIXES``),
+    written into ``out``: ``summary.json``, the ``options.formats`` and annotated images / video. A single
+    unreadable image raises :class:`lgrn.images.ImageReadError`; in a folder, unreadable files are listed
+    in the summary. Ctrl-C keeps what was finished (``summary["interrupted"]``)."""
+    options = options or PredictOptions()
+    source, out = Path(source), Path(out)
+    boxes = read_boxes_file(options.boxes) if options.boxes else None
+    checkpoint = options.checkpoint if options.checkpoint else pretrained_path()
+    detector = build_detector(options.detector, options.threads, options.min_face, tuple(options.detector_angles))
+    aligner = FaceAligner.from_checkpoint(checkpoint, device=options.device, backend=options.backend,
+                                          threads=options.threads, batch_size=options.batch_size,
+                                          refine=options.refine, flip=options.flip, detector=detector)
     out.mkdir(parents=True, exist_ok=True)
-    progress, annotate = not args.no_progress, not args.no_annotate
+    progress, annotate = options.progress, options.annotate
     if source.is_dir():
         # every entry with an image suffix that is not a folder: broken symlinks, symlink loops and FIFOs are
         # reported as unreadable (read_image says why) instead of vanishing
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
         names = [p.relative_to(source).as_posix() for p in files]
         records, summary = _predict_images(aligner, files, names, out, boxes, annotate, False, progress,
-                                           args.max_pixels)
+                                           options.max_pixels)
     elif source.suffix.lower() in VIDEO_SUFFIXES:
-        smooth = None if args.no_smooth else {"min_cutoff": args.min_cutoff, "beta": args.beta,
-                                              "d_cutoff": args.d_cutoff}
-        records, summary = _predict_video(aligner, source, out, boxes, annotate, progress, smooth, args.max_frames)
+        smooth = (None if not options.smooth else
+                  {"min_cutoff": options.min_cutoff, "beta": options.beta, "d_cutoff": options.d_cutoff})
+        records, summary = _predict_video(aligner, source, out, boxes, annotate, progress, smooth, options.max_frames)
     else:
         records, summary = _predict_images(aligner, [source], [source.name], out, boxes, annotate, True, progress,
-                                           args.max_pixels)
-    return records, summary, aligner
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    source, out = Path(args.input), Path(args.out)
-    if not source.exists():
-        print(f"lgrn predict: error: input not found: {source}", file=sys.stderr)
-        return 2
-    try:
-        angles = tuple(float(a) for a in args.detector_angles.split(","))
-    except ValueError:
-        print(f"lgrn predict: error: --detector-angles must be numbers, got {args.detector_angles!r}", file=sys.stderr)
-        return 2
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        print(f"lgrn predict: error: --format {args.format!r}: choose from {', '.join(FORMATS)}", file=sys.stderr)
-        return 2
-    try:
-        records, summary, aligner = _run(args, source, out, angles)
-    except (ImageReadError, FileNotFoundError, ValueError) as exc:
-        # bad input (unreadable image, missing checkpoint, malformed boxes file...): the message names it
-        print(f"lgrn predict: error: {exc}", file=sys.stderr)
-        return 1
-    summary["checkpoint"] = str(args.checkpoint) if args.checkpoint else f"pretrained:{DEFAULT_MODEL}"
-    written = write_outputs(out, records, aligner.scheme, summary, formats)
-    files = [p for p in written if p.parent == out and p.name != "summary.json"]
-    pts = len(written) - len(files) - 1
-    print(f"{summary.get('images', summary.get('frames'))} {'frame(s)' if summary['mode'] == 'video' else 'image(s)'},"
-          f" {summary['faces']} face record(s) -> {', '.join(str(p) for p in files)}"
-          + (f"{', ' if files else ''}{pts} .pts file(s) in {out / 'pts'}" if "pts" in formats else ""))
-    if summary.get("unreadable"):
-        print(f"skipped {len(summary['unreadable'])} unreadable file(s):")
-        for item in summary["unreadable"]:
-            print(f"  {item['file']}: {item['reason']}")
-    if summary["mode"] == "video":
-        print(f"jitter (mean frame-to-frame landmark motion over {summary['frame_pairs']} frame pairs): raw "
-              f"{summary['jitter_raw_px']:.3f} px ({summary['jitter_raw_pct_face']:.2f}% of the face), smoothed "
-              f"{summary['jitter_smoothed_px']:.3f} px ({summary['jitter_smoothed_pct_face']:.2f}%)"
-              + (" [smoothing off]" if summary["smoothing"] is None else ""))
-    if summary.get("interrupted"):
-        done = summary["interrupted"]
-        print(f"interrupted: the {done.get('images_done', done.get('frames_done'))} "
-              f"{'frame(s)' if 'frames_done' in done else 'image(s)'} finished before Ctrl-C are written above"
-              + (f" (of {done['images_listed']} listed)" if "images_listed" in done else ""), file=sys.stderr)
-        return 130
-    return 0
+                                           options.max_pixels)
+    summary["checkpoint"] = str(options.checkpoint) if options.checkpoint else f"pretrained:{DEFAULT_MODEL}"
+    written = write_outputs(out, records, aligner.scheme, summary, options.formats)
+    return PredictResult(records, summary, aligner, written)

@@ -1,4 +1,6 @@
-"""`lgrn serve`: landmarks over HTTP (FastAPI on uvicorn, the optional ``serve`` extra).
+"""Landmarks over HTTP (FastAPI on uvicorn, the optional ``serve`` extra): :func:`create_app` and
+:func:`run_server`, the library side of ``lgrn serve`` (its command line is ``lgrn.cli.serve``; see
+docs/inference.md).
 
 - ``POST /v1/landmarks``: a multipart upload with the image in the field ``image`` -> JSON ``{"image":
   {"width", "height"}, "scheme", "num_landmarks", "faces": [{"box", "crop_box", "landmarks"}], "model",
@@ -20,12 +22,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from .inference import DEFAULT_MAX_PIXELS, FaceAligner, header_pixels
+from .detect import default_detector
+from .images import DEFAULT_MAX_PIXELS, decode_bgr8, header_pixels
+from .inference import FaceAligner, FaceLandmarks
+from .pretrained import DEFAULT_MODEL, pretrained_path
 
-__all__ = ["create_app", "serve", "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_MAX_PIXELS"]
+__all__ = ["create_app", "run_server", "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_MAX_PIXELS"]
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
 CHUNK = 1 << 16
@@ -38,6 +42,7 @@ def _page() -> str:
 def create_app(aligner: "FaceAligner", model_name: str, max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 2 ** 20),
                max_pixels: int = DEFAULT_MAX_PIXELS) -> Any:
     """The FastAPI application around a ready ``aligner`` (its detector already built)."""
+    # fastapi and starlette come with the optional serve extra: imported only when an app is made
     from fastapi import FastAPI, HTTPException, Query, Request, UploadFile
     from fastapi.responses import HTMLResponse
     from starlette.concurrency import run_in_threadpool
@@ -90,21 +95,18 @@ def create_app(aligner: "FaceAligner", model_name: str, max_upload_bytes: int = 
     return app
 
 
-def _predict(aligner: FaceAligner, data: bytes):
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+def _predict(aligner: FaceAligner, data: bytes) -> FaceLandmarks | None:
+    image = decode_bgr8(data)      # OpenCV's 8-bit BGR decode, EXIF orientation applied
     if image is None:
         return None
     return aligner.predict(image, color="bgr")
 
 
-def serve(checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, device: str = "cpu", threads: int | None = None,
-          detector: str = "auto") -> None:
+def run_server(checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
+               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, device: str = "cpu", threads: int | None = None,
+               detector: str = "auto") -> None:
     """Load the model (default: the shipped one) and the detector once, then serve until interrupted."""
-    import uvicorn
-
-    from .detect import default_detector
-    from .pretrained import DEFAULT_MODEL, pretrained_path
+    import uvicorn   # the optional serve extra
 
     path = Path(checkpoint) if checkpoint else pretrained_path()
     aligner = FaceAligner.from_checkpoint(path, device=device, threads=threads,
@@ -112,37 +114,3 @@ def serve(checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: i
     name = str(checkpoint) if checkpoint else DEFAULT_MODEL
     app = create_app(aligner, name, max_upload_bytes=int(max_upload_mb * 2 ** 20))
     uvicorn.run(app, host=host, port=port, log_level="info")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``lgrn serve [--checkpoint CKPT] [--host 127.0.0.1] [--port 8000] ...``."""
-    import argparse
-    import importlib.util
-    import sys
-
-    parser = argparse.ArgumentParser(prog="lgrn serve", description="Landmarks over HTTP: POST /v1/landmarks, "
-                                     "GET /healthz, and a web page at / to drop a photo on.")
-    parser.add_argument("--checkpoint", help="lgrn checkpoint or .onnx model (default: the shipped 68-point model)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine "
-                        "only; 0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
-                        help=f"largest accepted upload in MiB (default {DEFAULT_MAX_UPLOAD_MB:g})")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
-    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
-    parser.add_argument("--detector", default="auto", choices=("auto", "retinaface", "haar"))
-    args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
-        parser.error(f"--port must lie in 1..65535, got {args.port}")
-    if not args.max_upload_mb > 0:
-        parser.error(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"lgrn serve: error: {', '.join(missing)} not installed: pip install 'lgrn[serve]'", file=sys.stderr)
-        return 2
-    try:
-        serve(args.checkpoint, args.host, args.port, args.max_upload_mb, args.device, args.threads, args.detector)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"lgrn serve: error: {exc}", file=sys.stderr)
-        return 1
-    return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .. import __version__
+from .._version import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module of lgrn.cli, one-line help)

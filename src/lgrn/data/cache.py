@@ -16,10 +16,14 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
+from ..atomic import atomic_write, write_text_atomic
+from ..images import decode_bgr8
 from .sample import Sample
 
 logger = logging.getLogger(__name__)
@@ -56,7 +60,7 @@ def load_image(sample: Sample) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)       # also handles non-ASCII paths, unlike cv2.imread
     except OSError as exc:
         raise FileNotFoundError(f"{where}: cannot read image {path}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = decode_bgr8(data)                          # cv2.imdecode(IMREAD_COLOR), orientation applied
     if image is None:
         raise ValueError(f"{where}: cannot decode image {path} (not an image file or corrupt)")
     return image
@@ -145,16 +149,13 @@ def build_image_cache(samples: list[Sample], cache_dir: str | Path, name: str = 
         return found
     cache_dir.mkdir(parents=True, exist_ok=True)
     data_path, index_path = _paths(cache_dir, name, key)
-    tmp_data = data_path.with_name(f"{data_path.name}.tmp{os.getpid()}")
-    tmp_index = index_path.with_name(f"{index_path.name}.tmp{os.getpid()}")
     shapes: list[tuple[int, ...]] = []
     offsets: list[int] = []
-    offset = 0
     threads = threads or min(4, os.cpu_count() or 1)
-    try:
-        from tqdm import tqdm
 
-        with open(tmp_data, "wb") as f, ThreadPoolExecutor(threads) as pool:
+    def write_images(f: BinaryIO) -> None:
+        offset = 0
+        with ThreadPoolExecutor(threads) as pool:
             images = pool.map(load_image, samples)
             for image in tqdm(images, total=len(samples), desc=f"caching {name} images", disable=not progress,
                               unit="img"):
@@ -163,15 +164,12 @@ def build_image_cache(samples: list[Sample], cache_dir: str | Path, name: str = 
                 shapes.append(tuple(image.shape))
                 offsets.append(offset)
                 offset += image.nbytes
-            f.flush()
-            os.fsync(f.fileno())
-        tmp_index.write_text(json.dumps({"version": CACHE_VERSION, "fingerprint": key, "shapes": shapes,
-                                         "offsets": offsets, "names": [s.name for s in samples]}))
-        os.replace(tmp_data, data_path)
-        os.replace(tmp_index, index_path)
-    finally:
-        for tmp in (tmp_data, tmp_index):
-            if tmp.exists():
-                tmp.unlink()
+
+    # The data first, then the index that names it: a kill in between leaves an index whose fingerprint
+    # or sizes do not match, which open_cache rejects, so the cache is rebuilt.
+    atomic_write(data_path, write_images)
+    write_text_atomic(index_path, json.dumps({"version": CACHE_VERSION, "fingerprint": key, "shapes": shapes,
+                                              "offsets": offsets, "names": [s.name for s in samples]}))
+    offset = sum(int(np.prod(shape)) for shape in shapes)
     logger.info("image cache: built %s (%d images, %.1f MB)", data_path, len(samples), offset / 2**20)
     return ImageCache(data_path, shapes, offsets, key)

@@ -12,14 +12,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..images import can_decode
+from ..landmarks import Scheme
 from .cache import ImageCache, build_image_cache, load_image
 from .pdb import DEFAULT_BINS, pdb_repeat_factors, weights_from_factors
+from .readers import read_attributes, read_release_list, read_release_lists
 from .sample import Sample
+from .synthetic import SyntheticFaces
 from .transforms import RawTransform, TestTransform, TrainTransform
 
 logger = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ class LandmarkDataset(Dataset):
     so ``set_epoch`` reaches persistent DataLoader workers too (call it before iterating the epoch).
     """
 
-    def __init__(self, samples: list[Sample], scheme, transform, seed: int = 0,
+    def __init__(self, samples: list[Sample], scheme: Scheme, transform, seed: int = 0,
                  cache: ImageCache | None = None, index_map: np.ndarray | None = None) -> None:
         if not samples:
             raise ValueError("LandmarkDataset: no samples")
@@ -118,8 +121,6 @@ def _pairs(roots: str | None, sources: str | None, what: str) -> list[tuple[str,
 
 
 def _read_lists(roots: str | None, sources: str | None, num_landmarks: int, what: str) -> list[Sample]:
-    from .readers import read_release_lists  # lazy: another module, only needed for list datasets
-
     _pairs(roots, sources, what)
     return read_release_lists(roots, sources, num_landmarks)
 
@@ -131,21 +132,14 @@ def check_decodable(samples: list[Sample]) -> None:
     for sample in samples:
         if sample.image is not None:
             continue
-        try:
-            data = np.fromfile(str(sample.image_path), dtype=np.uint8)
-        except OSError:
-            data = np.zeros(0, dtype=np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8) if data.size else None
-        if image is None:
+        if not can_decode(sample.image_path):
             bad.append(f"{sample.source or sample.name}: {sample.image_path}")
     if bad:
         shown = "\n  ".join(bad[:5]) + (f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise ValueError(f"{len(bad)} training image(s) cannot be decoded (damaged or not images):\n  {shown}")
 
 
-def _synthetic(param: dict, scheme) -> list[Sample]:
-    from .synthetic import SyntheticFaces  # lazy: only needed for synthetic datasets
-
+def _synthetic(param: dict, scheme: Scheme) -> list[Sample]:
     syn = param["synthetic"]
     faces = SyntheticFaces(syn["num_images"], seed=syn["seed"], size=param["crop_size"], scheme=scheme.name,
                            occlusion_rate=syn["occlusion_rate"])
@@ -189,13 +183,13 @@ def default_cache_dir(train_param: dict) -> Path:
     return Path(train_param["train_source"].split()[0]).resolve().parent / ".lgrn_cache"
 
 
-def _test_transform(config: dict, scheme) -> TestTransform:
+def _test_transform(config: dict, scheme: Scheme) -> TestTransform:
     train_param = config["train_param"]
     zoom = (train_param["scale_min"] + train_param["scale_max"]) / 2   # as released: train_param's scale
     return TestTransform(config["test_param"], scheme, zoom=zoom, interpolation=train_param["interpolation"])
 
 
-def build_train_dataset(config: dict, scheme, seed: int = 0, cache_dir: str | Path | None = None,
+def build_train_dataset(config: dict, scheme: Scheme, seed: int = 0, cache_dir: str | Path | None = None,
                         progress: bool = True) -> TrainData:
     """The training set of a resolved config (see :class:`TrainData`).
 
@@ -270,7 +264,7 @@ def _attr_path(source: str, explicit: str | None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def build_test_dataset(config: dict, scheme) -> LandmarkDataset:
+def build_test_dataset(config: dict, scheme: Scheme) -> LandmarkDataset:
     """The test set: ``test_param.val_root``/``val_source`` pairs in annotation order, with subset
     attributes from ``attr_source`` (paired like the sources) or ``<source stem>_attr.txt`` beside each
     source when present; or synthetic test faces (``test_param.dataset: synthetic``)."""
@@ -278,8 +272,6 @@ def build_test_dataset(config: dict, scheme) -> LandmarkDataset:
     if tp["dataset"] == "synthetic":
         samples = _synthetic(tp, scheme)
     else:
-        from .readers import read_attributes, read_release_list
-
         pairs = _pairs(tp["val_root"], tp["val_source"], "test_param.val_root/val_source")
         attr_sources = tp["attr_source"].split() if tp["attr_source"] else [None] * len(pairs)
         if len(attr_sources) != len(pairs):

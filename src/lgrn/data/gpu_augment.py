@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..landmarks import Scheme
 from .transforms import (BLUR_GAUSSIAN, augment_settings, BLUR_MOTION, BLUR_NONE, BLUR_PROB, BORDER_VALUE, GAUSSIAN_SIGMA,
                          MOTION_KERNEL_SIZE, OCCLUDER_AREA, OCCLUDER_ASPECT, OCCLUDER_PROB, AugmentParams)
 
@@ -121,7 +122,7 @@ class GpuAugment(torch.nn.Module):
     :meth:`draw_params` or :func:`stack_params`) fixes the augmentation; otherwise it is drawn from
     ``generator`` (default: torch's global generator of the generator's device)."""
 
-    def __init__(self, train_param: dict, scheme) -> None:
+    def __init__(self, train_param: dict, scheme: Scheme) -> None:
         super().__init__()
         interpolation = train_param.get("interpolation", "nearest")
         if interpolation not in ("nearest", "bilinear"):

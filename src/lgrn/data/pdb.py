@@ -1,4 +1,4 @@
-"""Pose-based data balancing (PDB, L-GRN.md §5.5, §9 item 15) with numpy only.
+"""Pose-based data balancing (PDB, docs/augmentation.md; docs/deviations.md, release bug 15), numpy only.
 
 The release projects the raw training shapes on their first principal component, takes the absolute
 value, bins it into ``bins`` equal-width bins over [min, max] and repeats every sample

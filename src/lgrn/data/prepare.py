@@ -1,5 +1,5 @@
-"""`lgrn prepare`: official WFLW / 300-W / COFW releases -> the processed layout the shipped configs read
-(L-GRN.md §5.1): ``OUT/{train,test}/Image/<name>`` face crops plus ``{train,test}_<K>pt.txt`` lists, the
+"""Official WFLW / 300-W / COFW releases -> the processed layout the shipped configs read (``lgrn prepare``;
+docs/data_formats.md): ``OUT/{train,test}/Image/<name>`` face crops plus ``{train,test}_<K>pt.txt`` lists, the
 test subset flags ``test_<K>pt_attr.txt`` (WFLW, 300W) and a crop sidecar ``*_crops.jsonl`` recording,
 per name, the original image and the 2x3 original->crop matrix. Crops follow PFLD's rule used for the
 release's data: a square of side ``scale`` (1.2) x the larger side of the ground-truth landmark box,
@@ -9,8 +9,6 @@ image, non-finite landmarks, degenerate box) are skipped and summarised.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,13 +19,14 @@ import numpy as np
 
 from ..atomic import write_bytes_atomic
 from ..geometry import apply_affine, crop_matrix, cut_crop, square_crop_box
+from ..images import read_bgr8
 from .readers import (CropRecord, confined_path, crops_path_for, format_release_line, read_300w, read_cofw, read_crops,
                       read_wflw_official, read_wflw_subset_lists, write_crops, write_text_atomic)
 from .readers.w300 import W300_SPLITS
 from .readers.wflw import WFLW_ATTRIBUTES
 from .sample import Sample
 
-__all__ = ["main", "prepare_split", "SplitReport"]
+__all__ = ["prepare_dataset", "prepare_split", "SplitReport", "DATASETS"]
 
 
 @dataclass
@@ -52,13 +51,7 @@ class SplitReport:
 def read_image_bgr(path: str | Path) -> np.ndarray | None:
     """BGR uint8 [H, W, 3] (grayscale, alpha and 16-bit normalised by OpenCV), or None if unreadable.
     EXIF orientation is ignored: annotations refer to the stored pixel grid (as MATLAB and PIL read it)."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread on Windows
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return read_bgr8(path, orientation=False)
 
 
 def _write_image_atomic(path: Path, image: np.ndarray, jpeg_quality: int) -> None:
@@ -225,49 +218,19 @@ def _cofw(root: Path, out: Path, run: Callable[..., SplitReport]) -> list[SplitR
 DATASETS = {"wflw": _wflw, "300w": _300w, "cofw": _cofw}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="lgrn prepare", description="Turn an official dataset release into the processed crop layout "
-        "(OUT/{train,test}/Image + lists) that the shipped configs read.")
-    parser.add_argument("dataset", choices=sorted(DATASETS), help="which official release ROOT holds")
-    parser.add_argument("--root", required=True, type=Path,
-                        help="the release folder (e.g. WFLW with WFLW_images/ and WFLW_annotations/; "
-                        "300W with lfpw/ helen/ afw/ ibug/; COFW with the .mat files)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder, e.g. data/WFLW")
-    parser.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
-    parser.add_argument("--scale", type=float, default=1.2,
-                        help="crop side / larger side of the landmark box (default 1.2, PFLD's rule)")
-    parser.add_argument("--jpeg-quality", type=int, default=95, help="quality of .jpg crops (default 95)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    if args.size < 8:
-        parser.error(f"--size must be at least 8, got {args.size}")
-    if not args.scale > 0:
-        parser.error(f"--scale must be positive, got {args.scale}")
-    if not 0 <= args.jpeg_quality <= 100:
-        parser.error(f"--jpeg-quality must lie in 0..100, got {args.jpeg_quality}")
-    if not args.root.is_dir():
-        print(f"lgrn prepare: --root {args.root} is not a folder", file=sys.stderr)
-        return 2
+
+def prepare_dataset(dataset: str, root: str | Path, out: str | Path, size: int = 256, scale: float = 1.2,
+                    jpeg_quality: int = 95, progress: bool = True) -> list[SplitReport]:
+    """Prepare every split of the official release ``dataset`` (``wflw``, ``300w`` or ``cofw``) found under
+    ``root`` into ``out/{train,test}`` (crops of side ``size``, box ``scale``, ``jpeg_quality`` for .jpg
+    crops; docs/data_formats.md). Returns one report per split prepared (empty when none was found); a
+    split that is not there is announced on stdout and skipped. Raises FileNotFoundError or ValueError
+    for a broken release (the message names the file)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: expected one of {sorted(DATASETS)}")
 
     def run(samples, out_dir, list_name, originals, **kwargs) -> SplitReport:
-        return prepare_split(samples, out_dir, list_name, originals, size=args.size, scale=args.scale,
-                             jpeg_quality=args.jpeg_quality, progress=not args.no_progress, **kwargs)
+        return prepare_split(samples, out_dir, list_name, originals, size=size, scale=scale,
+                             jpeg_quality=jpeg_quality, progress=progress, **kwargs)
 
-    try:
-        reports = DATASETS[args.dataset](args.root, args.out, run)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"lgrn prepare: {err}", file=sys.stderr)
-        return 1
-    if not reports:
-        print(f"lgrn prepare: nothing to prepare in {args.root}", file=sys.stderr)
-        return 1
-    for report in reports:
-        print(report.summary())
-    empty = [r.split for r in reports if r.listed == 0]
-    if empty:
-        print(f"lgrn prepare: no usable face in split(s) {', '.join(empty)} (see the reasons above)",
-              file=sys.stderr)
-        return 1
-    print(f"done: {args.out}")
-    return 0
+    return DATASETS[dataset](Path(root), Path(out), run)

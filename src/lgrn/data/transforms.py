@@ -1,8 +1,8 @@
-"""Training and test transforms on numpy BGR images, as released (L-GRN.md §5.3-5.4, §10 items 1-3):
-random affine about the image centre (rotation, zoom, integer shift) with an optional mirror after it, one
-warp with border value 127 (nearest interpolation reproduces the release's warpAffine argument bug,
-bilinear is the documented fix), centre crop, a random single-colour occluder that also marks the
-landmarks it covers as not visible, optional blur, optional grayscale and the per-image per-channel
+"""Training and test transforms on numpy BGR images, as released (docs/augmentation.md; docs/deviations.md,
+release bug 5): random affine about the image centre (rotation, zoom, integer shift) with an optional
+mirror after it, one warp with border value 127 (nearest interpolation reproduces the release's
+warpAffine argument bug, bilinear is the documented fix), centre crop, a random single-colour occluder
+that also marks the landmarks it covers as not visible, optional blur, optional grayscale and the per-image per-channel
 z-score. All randomness comes from an explicit ``np.random.Generator``; parameters are drawn into an
 :class:`AugmentParams` first and applied second, so the GPU path (``gpu_augment``) can be checked against
 this one for identical parameters. Every output carries the 2x3 affine ``matrix`` from the input image to
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..images import normalize_image  # the network-input convention has one definition, in lgrn.images
+from ..landmarks import Scheme
+
 BORDER_VALUE = 127
 OCCLUDER_PROB = 0.5            # the release draws uniform() > 0.5
 OCCLUDER_AREA = 0.2            # fraction of the crop area
@@ -25,29 +28,6 @@ GAUSSIAN_SIGMA = 2.0
 MOTION_KERNEL_SIZE = 5
 INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR}
 BLUR_NONE, BLUR_GAUSSIAN, BLUR_MOTION = 0, 1, 2
-
-
-def normalize_image(image: np.ndarray) -> np.ndarray:
-    """Per-image per-channel z-score: uint8 ``[H, W, C]`` (or ``[H, W]``) -> float32 ``[C, H, W]``.
-
-    Mean and population std of each channel of this image (as ``cv2.meanStdDev``), std below 1e-6
-    replaced by 1, no division by 255 (release §5.3 step 5)."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise TypeError(f"normalize_image expects a uint8 numpy array, got "
-                        f"{getattr(image, 'dtype', type(image).__name__)}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or not 1 <= image.shape[2] <= 4:
-        raise ValueError(f"normalize_image expects [H, W, C] with 1-4 channels, got shape {image.shape}")
-    mean, std = cv2.meanStdDev(image)      # float64, population std, one row per channel
-    std[std < 1e-6] = 1.0
-    out = np.empty((image.shape[2],) + image.shape[:2], dtype=np.float32)
-    # One fused pass per contiguous plane, x / std - mean / std, written in place: several times faster
-    # than a strided transpose + astype + two float passes (0.2 vs 1.2 ms at 256 px), equal to 2e-7.
-    for c, plane in enumerate(cv2.split(image)):
-        scale = 1.0 / float(std[c, 0])
-        cv2.addWeighted(plane, scale, plane, 0.0, -float(mean[c, 0]) * scale, dst=out[c], dtype=cv2.CV_32F)
-    return out
 
 
 def rotation_matrix(centre: tuple[float, float], angle: float, zoom: float) -> np.ndarray:
@@ -132,7 +112,7 @@ def check_inputs(image: np.ndarray, landmarks: np.ndarray, num_landmarks: int) -
 class _AffineTransform:
     """Shared apply step of the train and test transforms."""
 
-    def __init__(self, scheme, crop_size: int, is_color: bool, interpolation: str) -> None:
+    def __init__(self, scheme: Scheme, crop_size: int, is_color: bool, interpolation: str) -> None:
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {tuple(INTERPOLATIONS)}, got {interpolation!r}")
         self.scheme = scheme
@@ -194,7 +174,7 @@ class TrainTransform(_AffineTransform):
 
     ``transform(image, landmarks, rng, visibility=None)`` -> dict as :meth:`apply`."""
 
-    def __init__(self, train_param: dict, scheme) -> None:
+    def __init__(self, train_param: dict, scheme: Scheme) -> None:
         super().__init__(scheme, train_param["crop_size"], train_param["is_color"],
                          train_param.get("interpolation", "nearest"))
         for key, value in augment_settings(train_param).items():
@@ -242,7 +222,7 @@ class TestTransform(_AffineTransform):
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, test_param: dict, scheme, zoom: float | None = None,
+    def __init__(self, test_param: dict, scheme: Scheme, zoom: float | None = None,
                  interpolation: str = "nearest") -> None:
         super().__init__(scheme, test_param["crop_size"], test_param["is_color"], interpolation)
         if zoom is None:
@@ -259,7 +239,7 @@ class RawTransform:
     landmarks float32, visibility, identity matrix. ``gpu_augment.GpuAugment`` does the rest on the
     device; all images of a run must then share one size (as the release's collate also required)."""
 
-    def __init__(self, scheme) -> None:
+    def __init__(self, scheme: Scheme) -> None:
         self.num_landmarks = scheme.num_landmarks
 
     def __call__(self, image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator | None = None,

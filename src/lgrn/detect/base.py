@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import landmark_box, square_box_from_bbox
+
 __all__ = ["BoxCalibration", "LANDMARK_BOX", "FaceDetector", "CallableDetector", "CalibrationReport",
            "calibration_residuals", "fit_box_calibration", "calibrate_detector", "box_iou", "as_boxes",
            "match_faces"]
@@ -184,8 +186,6 @@ def calibrate_detector(detector: FaceDetector, faces: Iterable[tuple[str, np.nda
     only its residuals are measured (no fit). Returns the calibration, its :class:`CalibrationReport` and
     ``{name: detector box}`` of the matched faces. Consecutive faces passing the same image object share
     one scan."""
-    from ..geometry import landmark_box, square_box_from_bbox
-
     last_image, found = None, np.zeros((0, 4))
     matched_names, detector_boxes, targets, missed, total = [], [], [], [], 0
     for name, image, landmarks in faces:

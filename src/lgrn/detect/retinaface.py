@@ -130,7 +130,7 @@ class RetinaFaceDetector(FaceDetector):
     def __init__(self, score_threshold: float = 0.8, nms_threshold: float = 0.4, max_side: int | None = 1024,
                  min_size: int = 16, threads: int | None = None,
                  calibration: BoxCalibration = RETINAFACE_CALIBRATION) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort   # optional dependency (the onnx extra); available() checks for it
 
         if not 0 < score_threshold < 1:
             raise ValueError(f"score_threshold must lie in (0, 1), got {score_threshold}")

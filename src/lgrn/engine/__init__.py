@@ -1,23 +1,9 @@
-"""Training and evaluation engine: the trainer (``trainer``), evaluation (``evaluate``) and its
-report files (``report``), checkpoints (``state``), the learning-rate schedule (``schedule``),
-DDP helpers (``distributed``), the command lines (``commands``), the demo (``demo``) and the
-training-step throughput used by the benchmark (``throughput``).
+"""Training and evaluation engine (docs/training.md): the trainer (``trainer``), evaluation
+(``evaluate``) and its report files (``report``), checkpoints (``state``), the learning-rate schedule
+(``schedule``), data loaders and the selection rule (``loaders``), DDP helpers (``distributed``),
+run-time plumbing (``runtime``), what the training / evaluation commands run (``commands``), the
+detector-crop evaluation (``detector_eval``) and the demo (``demo``, ``demo_real``).
 
-The heavy modules are imported on first use, so ``import lgrn.engine`` stays cheap.
+Import what you need from its module, e.g. ``from lgrn.engine.trainer import Trainer``; the package
+itself imports nothing, so ``import lgrn.engine`` stays cheap. The command lines are in ``lgrn.cli``.
 """
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["Trainer", "write_reports", "train_step_throughput"]
-
-# (``evaluate`` is both a submodule and its main function: import it from ``lgrn.engine.evaluate``.)
-_LAZY = {"Trainer": ".trainer", "write_reports": ".report", "train_step_throughput": ".throughput"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module 'lgrn.engine' has no attribute {name!r}")

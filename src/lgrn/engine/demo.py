@@ -1,5 +1,5 @@
-"""``lgrn demo``: train L-GRN and the FC baseline on synthetic faces (no download) with a light
-backbone at 128 px and the fast CPU path, evaluate both on held-out synthetic faces that include
+"""What ``lgrn demo`` runs (docs/training.md, "The demo"): train L-GRN and the FC baseline on
+synthetic faces (no download) with a light backbone at 128 px and the fast CPU path, evaluate both on held-out synthetic faces that include
 occluded ones, and compare them: NME, FR@0.1, AUC@0.1, NME on visible vs occluded landmarks,
 parameters and ms per face. Writes the table (markdown + json), the CED plot of both models and a
 grid of predictions into the output folder. Then the shipped 68-point model runs on real photos
@@ -10,9 +10,7 @@ both heads train on the very same generated images.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import logging
 import statistics
 import time
@@ -23,13 +21,15 @@ import cv2
 import numpy as np
 import torch
 
+from .. import metrics
+from ..atomic import write_bytes_atomic
 from ..checkpoint import load_checkpoint
 from ..config import get_scheme_for_config, load_config
+from ..data.dataset import build_test_dataset, build_train_dataset
+from . import state as ckpt
 from .demo_real import run_real_faces
 from .evaluate import EvalResult, dataset_samples, evaluate
-from .loaders import build_training_data
 from .report import draw_landmarks, plot_ced, sample_image, visibility_split
-from ..atomic import write_bytes_atomic
 from .runtime import atomic_write_text, run_logging
 from .trainer import Trainer
 
@@ -58,8 +58,6 @@ def ms_per_face(model: torch.nn.Module, size: int, channels: int = 3, runs: int 
 
 
 def _row(name: str, result: EvalResult, scheme: Any, params: int, latency: float, seconds: float) -> dict[str, Any]:
-    from .. import metrics
-
     split = visibility_split(result, scheme) or {}
     return {"model": name, "nme": result.nme, "fr": metrics.failure_rate(result.nme_io, 0.1),
             "auc": metrics.auc(result.nme_io, 0.1, "release"), "nme_visible": split.get("visible_nme"),
@@ -110,27 +108,28 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     scheme = get_scheme_for_config(first)
     seed = int(first["train_param"]["seed"] or 0)
     start = time.perf_counter()
-    data = build_training_data(first, scheme, seed)
-    logger.info("generated %d training / %d validation / %d test synthetic faces in %.1f s", len(data.train),
-                len(data.validation) if data.validation is not None else 0, len(data.test),
+    data = build_train_dataset(first, scheme, seed=seed)
+    test_set = build_test_dataset(first, scheme)
+    logger.info("generated %d training / %d validation / %d test synthetic faces in %.1f s", len(data.dataset),
+                len(data.val_dataset) if data.val_dataset is not None else 0, len(test_set),
                 time.perf_counter() - start)
     rows, results = [], {}
     for name, config in configs.items():
         folder = out / name.lower().replace("-", "")
         start = time.perf_counter()
-        trainer = Trainer(config, folder, progress=progress, data=data)
+        trainer = Trainer(config, folder, progress=progress, data=data, test_set=test_set)
         trainer.fit()
         seconds = time.perf_counter() - start
-        state = load_checkpoint(folder / "checkpoint_best.pth.tar")
+        state = load_checkpoint(folder / ckpt.BEST)
         trainer.model.load_state_dict(state["state_dict"])
-        result = evaluate(trainer.model, data.test, scheme, torch.device("cpu"),
+        result = evaluate(trainer.model, test_set, scheme, torch.device("cpu"),
                           int(config["test_param"]["batch_size"]), 0, progress=progress, desc=f"test {name}")
         params = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         latency = ms_per_face(trainer.model, int(config["structure"]["crop_size"]))
         rows.append(_row(name, result, scheme, params, latency, seconds))
         results[name] = result
         logger.info("%s: test NME %.4f in %.0f s of training", name, result.nme, seconds)
-    note = (f"Synthetic faces ({len(data.train)} training, {len(data.test)} test images, "
+    note = (f"Synthetic faces ({len(data.dataset)} training, {len(test_set)} test images, "
             f"{first['structure']['backbone_name']} at {first['structure']['crop_size']} px, "
             f"{first['train_param']['scheduler']['epochs']} epochs, amp={first['train_param']['amp']}, "
             f"channels_last={first['train_param']['channels_last']}); best checkpoint chosen on a validation "
@@ -139,7 +138,7 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     atomic_write_text(out / "results.md", results_markdown(rows, note))
     atomic_write_text(out / "results.json", json.dumps({"rows": rows, "note": note}, indent=2) + "\n")
     plot_ced({name: r.nme_io for name, r in results.items()}, out / "ced.png")
-    grid = prediction_grid(results, dataset_samples(data.test))
+    grid = prediction_grid(results, dataset_samples(test_set))
     ok, encoded = cv2.imencode(".png", grid)
     if not ok:
         raise RuntimeError("cannot encode the prediction grid")
@@ -149,28 +148,14 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lgrn demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
-    parser.add_argument("--quick", action="store_true", help="a tiny run (seconds) to check the set-up")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a key of both demo configs")
-    parser.add_argument("--photos", type=Path, default=None,
-                        help="a folder of your own photos for the shipped model (default: the real samples beside "
-                        "a source checkout, ../shared/data)")
-    parser.add_argument("--no-real-faces", action="store_true", help="skip the shipped model on real photos")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    if args.photos is not None and not args.photos.is_dir():
-        parser.error(f"--photos {args.photos} is not a folder")
-    out = Path(args.out)
+def demo(out: Path, quick: bool = False, progress: bool = True, overrides: list[str] | None = None,
+         real_faces: bool = True, photos: Path | None = None) -> list[dict[str, Any]]:
+    """The whole demo into ``out`` (created), logged to ``out/demo.log``: :func:`run_demo`, then,
+    unless ``real_faces`` is False, the shipped model on real photos (``photos`` or the samples beside
+    a source checkout). Returns the table rows."""
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        with run_logging(out, True, "demo.log"):
-            run_demo(out, quick=args.quick, progress=not args.no_progress, overrides=args.overrides)
-            if not args.no_real_faces:
-                run_real_faces(out, args.photos)
-    except KeyboardInterrupt:
-        print(f"lgrn demo: interrupted; what was finished is in {out}", file=sys.stderr)
-        return 130
-    return 0
+    with run_logging(out, True, "demo.log"):
+        rows = run_demo(out, quick=quick, progress=progress, overrides=overrides)
+        if real_faces:
+            run_real_faces(out, photos)
+    return rows

@@ -20,6 +20,12 @@ import cv2
 import numpy as np
 
 from ..atomic import write_bytes_atomic
+from ..data.readers import read_pts
+from ..images import ImageReadError, read_image
+from ..inference import FaceAligner
+from ..metrics import nme
+from ..predict import draw_landmarks
+from ..pretrained import DEFAULT_MODEL
 from .runtime import atomic_write_text
 
 logger = logging.getLogger("lgrn")
@@ -47,9 +53,6 @@ def _tile(image: np.ndarray, cell: int) -> np.ndarray:
 
 
 def _annotated_nme(path: Path, result: Any, scheme: Any) -> float | None:
-    from ..data.readers import read_pts
-    from ..metrics import nme
-
     pts = path.with_suffix(".pts")
     if not pts.is_file() or not len(result):
         return None
@@ -66,10 +69,6 @@ def _annotated_nme(path: Path, result: Any, scheme: Any) -> float | None:
 
 def run_real_faces(out: Path, photos: Path | None = None, cell: int = 256, columns: int = 5) -> dict | None:
     """Landmarks of the shipped model on real photos -> ``out/real_faces.png`` + ``real_faces.json``."""
-    from ..inference import FaceAligner, ImageReadError, read_image
-    from ..predict import draw_landmarks
-    from ..pretrained import DEFAULT_MODEL
-
     files = (sorted(p for p in photos.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if photos is not None
              else default_photos())
     if not files:

@@ -23,7 +23,7 @@ from .. import metrics
 from ..data.readers import crops_path_for, read_crops
 from ..detect import match_faces
 from ..geometry import apply_affine, invert_affine
-from ..inference import read_image
+from ..images import read_image
 
 __all__ = ["DetectorEval", "evaluate_with_detector", "faces_from_prepared"]
 

@@ -1,5 +1,6 @@
-"""Evaluation (L-GRN.md §6.4, §7): run a model over a test set in annotation order, map the
-predictions back to the pixels of the test images, and compute per-image NMEs.
+"""Evaluation (docs/training.md; the metrics: docs/losses_metrics.md): run a model over a test set in
+annotation order, map the predictions back to the pixels of the test images, and compute per-image
+NMEs with ``lgrn.metrics``.
 
 Under DDP every rank predicts a contiguous shard and the shards are gathered, so the result covers
 every image exactly once, in annotation order. The model is anything that maps images
@@ -15,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm import tqdm
 
 from .. import metrics
 from ..geometry import apply_affines, invert_affines
 from .distributed import DistContext, all_gather_objects, shard_indices
-from .runtime import autocast_context, to_device_images
+from .runtime import EngineDataLoader, autocast_context, to_device_images
 
 logger = logging.getLogger("lgrn")
 
@@ -90,8 +91,8 @@ def predict(model: ModelFn, dataset: Any, device: torch.device, batch_size: int,
     ctx = ctx or DistContext()
     shard = shard_indices(len(dataset), ctx)
     # Own generator: creating the loader's iterator must not consume the global torch RNG (exact resume).
-    loader = DataLoader(Subset(dataset, shard), batch_size=batch_size, shuffle=False, num_workers=workers,
-                        drop_last=False, generator=torch.Generator())
+    loader = EngineDataLoader(Subset(dataset, shard), batch_size=batch_size, shuffle=False, num_workers=workers,
+                              drop_last=False, generator=torch.Generator())
     is_module = isinstance(model, torch.nn.Module)
     if is_module:
         was_training = model.training

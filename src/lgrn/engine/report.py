@@ -1,10 +1,13 @@
-"""Evaluation reports in the experiment folder (L-GRN.md §6.4, §7.2): ``nme.txt`` (per image, as
-released), ``lmk.txt`` with the PREDICTED landmarks (the release wrote the ground truth, bug 6),
-``lmk_original.txt`` (predictions in original-image pixels when the prepare transform is known),
-``analysis.json`` / ``analysis.md`` (NME, FR@0.1, AUC@0.1 overall and per subset, which checkpoint
-and which selection rule), ``ced.png`` and, with ``--visualize``, ``vis_result/<name>`` images.
+"""Evaluation reports in the experiment folder (docs/training.md, "What a run writes into DIR"):
+``nme.txt`` (per image, as released), ``lmk.txt`` with the PREDICTED landmarks (the release wrote the
+ground truth, bug 6), ``lmk_original.txt`` (predictions in original-image pixels when the prepare
+transform is known), ``analysis.json`` / ``analysis.md`` (NME, FR@0.1, AUC@0.1 overall and per subset,
+which checkpoint and which selection rule), ``ced.png`` and, with ``--visualize``, ``vis_result/<name>``
+images.
 
-Every file is written to a temp file and renamed, so a failure never destroys earlier results.
+Every number comes from ``lgrn.metrics`` (docs/losses_metrics.md, "Metrics"); this module only picks
+the subsets and formats. Every file is written to a temp file and renamed, so a failure never destroys
+earlier results.
 """
 from __future__ import annotations
 
@@ -18,9 +21,10 @@ import cv2
 import numpy as np
 
 from .. import metrics
-from ..geometry import apply_affines, invert_affines
-from .evaluate import EvalResult
 from ..atomic import write_bytes_atomic
+from ..geometry import apply_affines, invert_affines
+from ..images import read_bgr8
+from .evaluate import EvalResult
 from .runtime import atomic_write_text
 
 logger = logging.getLogger("lgrn")
@@ -31,18 +35,15 @@ AUC_NOTE = ("AUC@0.1 'release' convention: CED sampled at t = 0.005..0.1 (20 poi
             "maximum 0.95; 'auc_exact' integrates the empirical CED from 0.")
 
 
-def visibility_split(result: EvalResult, scheme: Any) -> dict[str, float] | None:
-    """NME pooled over visible vs occluded landmarks (each point error / the image's inter-ocular
-    distance, averaged over all points of that kind), when the test set has visibility labels."""
+def visibility_split(result: EvalResult, scheme: Any) -> dict[str, Any] | None:
+    """Inter-ocular NME on the visible and on the occluded landmarks, pooled over points
+    (``metrics.visibility_summary``), with the number of landmarks of each kind; None when the test
+    set has no visibility labels."""
     if result.visibility is None:
         return None
-    errors = np.linalg.norm(result.predictions - result.ground_truth, axis=2) / metrics.reference_distance(
-        result.ground_truth, scheme)[:, None]
-    visible = result.visibility.astype(bool)
-    out: dict[str, float] = {"visible_points": int(visible.sum()), "occluded_points": int((~visible).sum())}
-    out["visible_nme"] = float(errors[visible].mean()) if visible.any() else float("nan")
-    out["occluded_nme"] = float(errors[~visible].mean()) if (~visible).any() else float("nan")
-    return out
+    summary = metrics.visibility_summary(result.predictions, result.ground_truth, result.visibility, scheme,
+                                         "inter_ocular")
+    return {key: summary[key] for key in ("visible_points", "occluded_points", "visible_nme", "occluded_nme")}
 
 
 def subset_masks(attributes: list[dict[str, int]], scheme: Any) -> dict[str, np.ndarray]:
@@ -66,8 +67,8 @@ def analysis(result: EvalResult, scheme: Any, info: dict[str, Any] | None = None
         raise ValueError(f"test_param.norm must be one of {', '.join(NORMS)}, got {norm!r}")
     nmes = result.nme_io if norm == "inter_ocular" else result.nme_ip
     overall = metrics.summarize(nmes, THRESHOLD)
-    overall["nme_io"] = float(np.mean(result.nme_io)) if len(result.nme_io) else float("nan")
-    overall["nme_ip"] = float(np.mean(result.nme_ip)) if len(result.nme_ip) else float("nan")
+    overall["nme_io"] = metrics.summarize(result.nme_io, THRESHOLD)["nme"]
+    overall["nme_ip"] = metrics.summarize(result.nme_ip, THRESHOLD)["nme"]
     report: dict[str, Any] = {**(info or {}), "scheme": scheme.name, "norm": norm,
                               "threshold": THRESHOLD, "auc_convention": AUC_NOTE, "overall": overall,
                               "subsets": metrics.subset_metrics(nmes, subset_masks(result.attributes, scheme),
@@ -111,6 +112,7 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | Path, threshold: float =
              norm: str = "inter_ocular") -> Path:
     """Cumulative error distribution of one or more per-image NME vectors, saved as a PNG (Agg
     canvas, no pyplot global state)."""
+    # deferred: matplotlib is slow to import and only needed for this plot
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -151,7 +153,7 @@ def sample_image(sample: Any) -> np.ndarray:
     """The BGR pixels of a Sample (in memory or read from its file; errors name the path)."""
     if getattr(sample, "image", None) is not None:
         return sample.image
-    image = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
+    image = read_bgr8(sample.image_path)
     if image is None:
         raise FileNotFoundError(f"cannot read image {sample.image_path} ({sample.source or sample.name})")
     return image

@@ -1,6 +1,7 @@
 """Run-time plumbing shared by training and evaluation: device choice, the bf16 / channels_last
-switches, seeding and RNG state capture (as weights_only-safe plain types), rank-0 logging and
-atomic file writes (re-exported from ``lgrn.atomic``).
+switches, seeding and RNG state capture (as weights_only-safe plain types), rank-0 logging,
+atomic file writes (re-exported from ``lgrn.atomic``) and the engine's DataLoader, which says
+"more workers than CPUs" once per process instead of once per loader.
 
 Everything here is small and side-effect free apart from what its name says, so the trainer and
 the evaluator read top to bottom without device or logging boilerplate.
@@ -12,12 +13,14 @@ import logging
 import os
 import random
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from ..atomic import write_text_atomic as atomic_write_text  # noqa: F401  (the engine's name for it)
 
@@ -44,6 +47,7 @@ AMP_CHOICES = (None, "auto", "bf16")
 # benchmarks/amp_auto.py measured forced bf16 within about 20 % of fp32), so auto keeps fp32 there.
 NATIVE_BF16_CAPABILITIES = ("AVX512_BF16", "AMX_BF16")
 _warned_emulated_bf16 = False
+_warned_workers = False
 
 
 def cpu_capability() -> str:
@@ -166,3 +170,22 @@ def run_logging(expname: Path | None, is_main: bool, filename: str = "train.log"
             handler.close()
         logger.setLevel(previous_level)
         logger.propagate = previous_propagate
+
+
+class EngineDataLoader(DataLoader):
+    """A ``torch.utils.data.DataLoader`` whose warning "This DataLoader will create N worker processes
+    ... suggested max number of worker ..." is issued once per process.
+
+    PyTorch checks the worker count each time a loader starts its workers, so a run (one training
+    loader plus one loader per evaluation) printed the same warning many times."""
+
+    def check_worker_number_rationality(self) -> None:
+        global _warned_workers
+        if _warned_workers or not self.num_workers:
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            super().check_worker_number_rationality()
+        for warning in caught:
+            _warned_workers = True
+            warnings.warn(warning.message, warning.category, stacklevel=3)

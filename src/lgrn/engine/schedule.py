@@ -1,7 +1,8 @@
-"""Optimiser and learning-rate schedule as released (L-GRN.md §6.2): SGD with the config's kwargs
-on all parameters, MultiStepLR x gamma, stepped AFTER each epoch so the decays land after epochs
-200 and 350 complete (the intended schedule); ``scheduler.release_early_decay: true`` moves every
-milestone one epoch earlier, which is what the released code does on modern PyTorch (bug 4).
+"""Optimiser and learning-rate schedule as released (docs/training.md, "Training as released, and
+what differs"): SGD with the config's kwargs on all parameters, MultiStepLR x gamma, stepped AFTER
+each epoch so the decays land after epochs 200 and 350 complete (the intended schedule);
+``scheduler.release_early_decay: true`` moves every milestone one epoch earlier, which is what the
+released code does on modern PyTorch (bug 4).
 """
 from __future__ import annotations
 

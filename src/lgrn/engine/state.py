@@ -1,8 +1,13 @@
-"""Training checkpoints (L-GRN.md §6.3): the release's keys (``epoch`` = completed epochs,
-``optimizer``, ``state_dict``) plus ``config``, ``scheme``, ``scheduler``, ``rng``,
-``lgrn_version``, ``best_nme`` (so the best tracker survives a resume, bug 8), and for an exact
-resume the effective ``seed``, the ``iteration`` reached inside an interrupted epoch and that
-epoch's running sums. Plain Python types and tensors only, so ``weights_only=True`` loads them.
+"""Training checkpoints (docs/training.md, "Checkpoints and exact resume").
+
+``checkpoint.pth.tar`` (the latest) and ``checkpoint_<epoch>.pth.tar`` (snapshots) hold the release's
+keys (``epoch`` = completed epochs, ``optimizer``, ``state_dict``) plus ``config``, ``scheme``,
+``scheduler``, ``rng``, ``lgrn_version``, ``best_nme`` (so the best tracker survives a resume, bug 8),
+and for an exact resume the effective ``seed``, the ``iteration`` reached inside an interrupted epoch
+and that epoch's running sums. ``checkpoint_best.pth.tar`` holds the weights, ``config``, ``scheme``,
+``epoch``, ``best_nme``, ``seed``, ``selection`` and ``lgrn_version`` only, marked ``"role": "best"``:
+the resume state lives in the latest checkpoint alone. Plain Python types and tensors only, so
+``weights_only=True`` loads them.
 """
 from __future__ import annotations
 
@@ -14,13 +19,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from .runtime import capture_rng_state
 
 logger = logging.getLogger("lgrn")
 
 LATEST = "checkpoint.pth.tar"
 BEST = "checkpoint_best.pth.tar"
+# The keys a best checkpoint keeps (no optimizer, scheduler, rng, iteration or epoch sums).
+BEST_KEYS = ("epoch", "state_dict", "config", "scheme", "lgrn_version", "best_nme", "seed", "selection")
+BEST_ROLE = "best"
 SNAPSHOT = re.compile(r"^checkpoint_(\d+)\.pth\.tar$")
 
 
@@ -58,6 +66,17 @@ def build_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, schedul
         "epoch_sums": {k: float(v) for k, v in (epoch_sums or {}).items()},
         "selection": selection,
     }
+
+
+def best_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
+    """The ``checkpoint_best.pth.tar`` form of a full training checkpoint ``state``: weights, config
+    and metrics (:data:`BEST_KEYS`), marked ``"role": "best"``; it cannot be resumed from."""
+    return {**{key: state[key] for key in BEST_KEYS}, "role": BEST_ROLE}
+
+
+def is_best_checkpoint(state: dict[str, Any]) -> bool:
+    """True for a checkpoint written by :func:`best_checkpoint` (weights and metrics only)."""
+    return state.get("role") == BEST_ROLE
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""The training loop as released (L-GRN.md §6.2) with the fixes of §9: SGD + MultiStepLR stepped
+"""The training loop as released (docs/training.md, "Training as released, and what differs") with the
+fixes listed there and in docs/deviations.md: SGD + MultiStepLR stepped
 after each epoch, evaluation and checkpoints every ``snapshot_freq`` epochs, best-checkpoint
 selection on a validation split when configured (else the release's test-set rule, stated in the
 log and the report), a best tracker that survives resume, exact resume (data order and
@@ -27,11 +28,15 @@ from tqdm import tqdm
 from .. import metrics
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import get_scheme_for_config
+from ..data.dataset import LandmarkDataset, TrainData, build_test_dataset, build_train_dataset
+from ..data.gpu_augment import GpuAugment
+from ..losses import build_criterion
+from ..models import build_model, load_model
 from ..models.model import load_state_dict_strict, strip_module_prefix
 from . import state as ckpt
 from .distributed import DistContext, all_gather_objects, all_reduce_mean, any_rank, barrier
 from .evaluate import dataset_samples, evaluate
-from .loaders import TrainingData, build_train_loader, build_training_data
+from .loaders import build_train_loader, selection_set
 from .report import write_reports
 from .runtime import (atomic_write_text, autocast_context, resolve_device, restore_rng_state, seed_everything,
                       to_device_images)
@@ -51,14 +56,16 @@ class Trainer:
     ``resume`` everything is restored from it (default ``expname/checkpoint.pth.tar``).
     ``keep_snapshots`` also writes ``checkpoint_<epoch>.pth.tar``; ``record_indices`` logs the sample
     indices each rank trained on to ``expname/indices/rank<r>.jsonl``. ``hooks`` are called as
-    ``hook(trainer, epoch, iteration)`` after every optimiser step (tests use them to interrupt)."""
+    ``hook(trainer, epoch, iteration)`` after every optimiser step (tests use them to interrupt).
+
+    ``data`` (the ``TrainData`` of ``lgrn.data.dataset.build_train_dataset``) and ``test_set`` let
+    several runs share already-built datasets (the demo trains two heads on one set); by default both
+    are built from the config. ``self.data`` / ``self.test_set`` hold them."""
 
     def __init__(self, config: dict, expname: str | Path, load_path: str | Path | None = None, resume: bool = False,
                  keep_snapshots: bool = False, visualize: bool = False, record_indices: bool = False,
-                 progress: bool = True, ctx: DistContext | None = None, data: TrainingData | None = None):
-        from ..losses import build_criterion
-        from ..models import build_model
-
+                 progress: bool = True, ctx: DistContext | None = None, data: TrainData | None = None,
+                 test_set: LandmarkDataset | None = None):
         self.config, self.tp = config, config["train_param"]
         self.expname = Path(expname)
         self.keep_snapshots, self.visualize, self.record_indices = keep_snapshots, visualize, record_indices
@@ -76,6 +83,11 @@ class Trainer:
         if resume:
             path = Path(load_path) if load_path else self.expname / ckpt.LATEST
             checkpoint = load_checkpoint(path)
+            if ckpt.is_best_checkpoint(checkpoint):
+                raise ValueError(f"{path}: --resume needs the latest checkpoint ({ckpt.LATEST}), which holds the "
+                                 f"optimizer, scheduler and random-number state; {ckpt.BEST} keeps only the weights, "
+                                 "config and metrics (use it with --load_path without --resume to start from its "
+                                 "weights)")
             if "config" not in checkpoint or "scheduler" not in checkpoint:
                 raise ValueError(f"{path}: --resume needs a checkpoint written by lgrn training (this one has the "
                                  "authors' layout); use --load_path without --resume to start from its weights")
@@ -100,11 +112,11 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, self.tp)
         self.scheduler = build_scheduler(self.optimizer, self.tp)
         self.criterion = build_criterion(self.tp, self.scheme).to(self.device)
-        # ``data`` lets several runs share already-built datasets (the demo trains two heads on one set).
-        self.data = data if data is not None else build_training_data(config, self.scheme, self.seed)
+        self.data = data if data is not None else build_train_dataset(config, self.scheme, seed=self.seed)
+        self.test_set = test_set if test_set is not None else build_test_dataset(config, self.scheme)
         self.loader, self.sampler = build_train_loader(self.data, self.tp, self.seed, self.ctx,
                                                        pin_memory=self.device.type == "cuda")
-        self.selection_set, self.selection, self.selection_rule = self.data.selection
+        self.selection_set, self.selection, self.selection_rule = selection_set(self.data, self.test_set)
         self.gpu_augment = self._build_gpu_augment() if self.tp["augment_on"] == "gpu" else None
 
         self.start_epoch, self.start_iteration, self.best_nme = 0, 0, math.inf
@@ -139,8 +151,6 @@ class Trainer:
 
     def _load_weights(self, path: Path) -> None:
         """``--load_path`` without ``--resume``: weights only (lgrn or authors' layout, strict)."""
-        from ..models import load_model
-
         if not path.is_file():
             raise FileNotFoundError(f"--load_path {path} does not exist")
         loaded = load_model(path, config=self.config)
@@ -148,8 +158,6 @@ class Trainer:
         logger.info("initialised the weights from %s", path)
 
     def _build_gpu_augment(self) -> Any:
-        from ..data.gpu_augment import GpuAugment
-
         self._augment_generator = torch.Generator(device=self.device)
         return GpuAugment(self.tp, self.scheme).to(self.device)
 
@@ -330,7 +338,7 @@ class Trainer:
             # BEST first: a crash between the two saves then leaves the older LATEST, whose best NME is the
             # older one, so the resumed run re-evaluates that epoch and writes BEST again if it still wins.
             if is_best:
-                save_checkpoint(self.expname / ckpt.BEST, state)
+                save_checkpoint(self.expname / ckpt.BEST, ckpt.best_checkpoint(state))
             save_checkpoint(self.expname / ckpt.LATEST, state)
             if self.keep_snapshots and iteration == 0:
                 save_checkpoint(self.expname / ckpt.snapshot_name(completed_epochs), state)
@@ -367,12 +375,12 @@ class Trainer:
             epoch = int(state["epoch"])
         else:
             epoch = int(self.tp["scheduler"]["epochs"])
-        result = evaluate(self.model, self.data.test, self.scheme, self.device,
+        result = evaluate(self.model, self.test_set, self.scheme, self.device,
                           int(self.config["test_param"]["batch_size"]), int(self.config["test_param"]["workers"]),
                           self.ctx, channels_last=self.channels_last, progress=self.progress, desc="eval test")
         if self.ctx.is_main:
             write_reports(result, self.expname, self.scheme, self._report_info(ckpt.BEST, epoch),
-                          visualize=self.visualize, samples=dataset_samples(self.data.test),
+                          visualize=self.visualize, samples=dataset_samples(self.test_set),
                           norm=self.config["test_param"]["norm"])
 
     def _trim_metrics_log(self, start_epoch: int) -> None:
@@ -402,7 +410,7 @@ class Trainer:
     def _tensorboard(self) -> Any:
         if not self.ctx.is_main:
             return None
-        try:
+        try:  # deferred: tensorboard is optional and slow to import
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             logger.info("tensorboard is not installed: TensorBoard scalars skipped (pip install 'lgrn[tensorboard]')")

@@ -2,8 +2,8 @@
 the paper's data-driven top-k rule.
 
 Edge lists are rows ``i j w`` (0-based, directed, as in the authors' ``utils/face_graph`` files).
-The GCN uses only the *pattern* of the undirected union plus self-loops (L-GRN.md §3.2); the
-Laplacian uses the rows as directed edges with weight 1 (§4.2).
+The GCN uses only the *pattern* of the undirected union plus self-loops (docs/models.md); the
+Laplacian uses the rows as directed edges with weight 1 (docs/losses_metrics.md).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def adjacency_pattern(edges: np.ndarray, num_landmarks: int) -> np.ndarray:
 
 
 def laplacian_matrix(edges: np.ndarray, num_landmarks: int) -> np.ndarray:
-    """Relative-location matrix ``L`` ``[K, K]`` exactly as released (L-GRN.md §4.2).
+    """Relative-location matrix ``L`` ``[K, K]`` exactly as released (docs/losses_metrics.md).
 
     Directed rows, weight 1 per listed edge: row i = mean of its listed out-neighbours minus self,
     so ``(L @ P)_i = mean_j p_j - p_i``. A node without out-edges keeps ``-1`` on the diagonal only.

@@ -1,8 +1,10 @@
 """Landmark schemes as data: per dataset the landmark count, flip permutation, normalisation
-indices, subset names and graphs (L-GRN.md §3, §5.3, §7.1).
+indices, subset names and graphs (docs/losses_metrics.md: the schemes, their graphs and user scheme
+files; docs/augmentation.md: the flip).
 
-Built-in schemes: ``wflw98``, ``300w68``, ``cofw29``. A user-defined scheme is a YAML/JSON file
-(see :func:`load_scheme_file`).
+Built-in schemes: ``wflw98``, ``300w68``, ``cofw29``, packaged as the scheme files
+``lgrn/landmarks/builtin/<name>.yaml`` and read by the same loader as a user-defined scheme file
+(:func:`load_scheme_file`).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import numpy as np
 import yaml
 
 from ..textio import read_text_file
-from .graphs import GRAPH_DIR, read_edges
+from .graphs import read_edges
 
 
 def _perm_from_pairs(num_landmarks: int, pairs: list[tuple[int, int]]) -> tuple[int, ...]:
@@ -23,19 +25,6 @@ def _perm_from_pairs(num_landmarks: int, pairs: list[tuple[int, int]]) -> tuple[
     for a, b in pairs:
         perm[a], perm[b] = b, a
     return tuple(perm)
-
-
-WFLW_FLIP_PAIRS = [(k, 32 - k) for k in range(16)] + [
-    (33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48), (41, 47),
-    (55, 59), (56, 58), (60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74), (67, 73),
-    (76, 82), (77, 81), (78, 80), (88, 92), (89, 91), (95, 93), (87, 83), (86, 84), (96, 97)]
-W300_FLIP_PAIRS = [(k, 16 - k) for k in range(8)] + [
-    (17, 26), (18, 25), (19, 24), (20, 23), (21, 22), (36, 45), (37, 44), (38, 43), (39, 42), (41, 46),
-    (40, 47), (31, 35), (32, 34), (48, 54), (49, 53), (50, 52), (60, 64), (61, 63), (67, 65), (59, 55), (58, 56)]
-COFW_FLIP_PAIRS = [(0, 1), (4, 6), (2, 3), (5, 7), (8, 9), (13, 15), (12, 14), (10, 11), (16, 17), (18, 19),
-                   (22, 23)]
-
-WFLW_SUBSETS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 
 
 @dataclass(frozen=True)
@@ -105,36 +94,8 @@ def scheme_from_dict(data: dict[str, Any]) -> Scheme:
     )
 
 
-def _builtin(name: str) -> Scheme:
-    if name == "wflw98":
-        return Scheme(
-            name="wflw98", num_landmarks=98,
-            flip_permutation=_perm_from_pairs(98, WFLW_FLIP_PAIRS),
-            inter_ocular=((60,), (72,)), inter_pupil=((96,), (97,)),
-            subsets=WFLW_SUBSETS,
-            gcn_graphs={"98pts": read_edges(GRAPH_DIR / "98pts.txt", 98),
-                        "98pts_top3": read_edges(GRAPH_DIR / "98pts_top3.txt", 98)},
-            default_gcn_graph="98pts", topk_graphs={3: "98pts_top3"},
-            laplacian_graph="98pts_top3")  # the release hard-wires top-3 for the loss
-    if name == "300w68":
-        return Scheme(
-            name="300w68", num_landmarks=68,
-            flip_permutation=_perm_from_pairs(68, W300_FLIP_PAIRS),
-            inter_ocular=((36,), (45,)), inter_pupil=(tuple(range(36, 42)), tuple(range(42, 48))),
-            subsets=("common", "challenging"),
-            gcn_graphs={"68pts": read_edges(GRAPH_DIR / "68pts.txt", 68)},
-            default_gcn_graph="68pts", laplacian_graph="68pts")
-    if name == "cofw29":
-        return Scheme(
-            name="cofw29", num_landmarks=29,
-            flip_permutation=_perm_from_pairs(29, COFW_FLIP_PAIRS),
-            inter_ocular=((8,), (9,)), inter_pupil=((16,), (17,)),
-            gcn_graphs={"29pts": read_edges(GRAPH_DIR / "29pts.txt", 29)},
-            default_gcn_graph="29pts", laplacian_graph="29pts")
-    raise KeyError(name)
-
-
 BUILTIN_SCHEMES = ("wflw98", "300w68", "cofw29")
+BUILTIN_DIR = Path(__file__).with_name("builtin")   # <name>.yaml for each built-in scheme
 SCHEME_FOR_NUM_LANDMARKS = {98: "wflw98", 68: "300w68", 29: "cofw29"}
 _CACHE: dict[str, Scheme] = {}
 
@@ -144,7 +105,7 @@ def get_scheme(name_or_path: str | Path) -> Scheme:
     key = str(name_or_path)
     if key not in _CACHE:
         if key in BUILTIN_SCHEMES:
-            _CACHE[key] = _builtin(key)
+            _CACHE[key] = load_scheme_file(BUILTIN_DIR / f"{key}.yaml")
         elif Path(key).suffix.lower() in (".yaml", ".yml", ".json"):
             return load_scheme_file(key)
         else:
@@ -172,12 +133,16 @@ def _index_list(value: Any, path: Path, key: str, num_landmarks: int) -> tuple[i
 
 
 def load_scheme_file(path: str | Path) -> Scheme:
-    """Load a user-defined scheme from YAML/JSON.
+    """Load a scheme file (YAML/JSON): a user-defined scheme or one of the built-in ones.
 
     Keys: ``name``, ``num_landmarks``, ``flip_pairs`` (list of [a, b]; omitted = no symmetry),
     ``inter_ocular`` ([left, right], each an index or list of indices), ``inter_pupil`` (optional,
     defaults to inter_ocular), ``subsets`` (optional names), ``graph`` (edge-list file relative to the
     scheme file, or a list of [i, j] rows), ``laplacian_graph`` (optional, same forms, defaults to graph).
+    Named graphs (optional, as the built-in schemes use them): ``graphs`` maps names to edge lists (same
+    forms as ``graph``); ``graph`` and ``laplacian_graph`` may then name one of them, and ``topk_graphs``
+    maps k to the name of the graph used when ``structure.gcn_param.top_k`` is k. Without ``graphs`` the
+    GCN graph is called ``graph`` and a separate Laplacian graph ``laplacian``.
     """
     path = Path(path)
     if not path.is_file():
@@ -191,7 +156,7 @@ def load_scheme_file(path: str | Path) -> Scheme:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a scheme file must hold a mapping")
     allowed = {"name", "num_landmarks", "flip_pairs", "inter_ocular", "inter_pupil", "subsets", "graph",
-               "laplacian_graph"}
+               "laplacian_graph", "graphs", "topk_graphs"}
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -222,8 +187,7 @@ def load_scheme_file(path: str | Path) -> Scheme:
             raise ValueError(f"{path}: '{key}' must be [left, right]")
         return (_index_list(value[0], path, key, num_landmarks), _index_list(value[1], path, key, num_landmarks))
 
-    def graph(key: str) -> np.ndarray:
-        value = data[key]
+    def graph(key: str, value: Any) -> np.ndarray:
         if isinstance(value, str):
             edge_file = path.parent / value
             if not edge_file.is_file():
@@ -239,9 +203,33 @@ def load_scheme_file(path: str | Path) -> Scheme:
             raise ValueError(f"{path}: '{key}' has a self-loop row {edges[edges[:, 0] == edges[:, 1]][0].tolist()}")
         return edges
 
-    graphs = {"graph": graph("graph")}
-    if "laplacian_graph" in data:
-        graphs["laplacian"] = graph("laplacian_graph")
+    named = data.get("graphs") or {}
+    if not isinstance(named, dict) or not all(isinstance(k, str) and k for k in named):
+        raise ValueError(f"{path}: 'graphs' must map graph names to edge lists, got {named!r}")
+    graphs = {name: graph(f"graphs.{name}", value) for name, value in named.items()}
+
+    def graph_name(key: str, own_name: str) -> str:
+        # A string naming an entry of 'graphs' refers to it; anything else is an edge list of its own.
+        value = data[key]
+        if isinstance(value, str) and value in named:
+            return value
+        if own_name in named:
+            raise ValueError(f"{path}: '{key}' is an edge list of its own, but 'graphs' already has a graph "
+                             f"called {own_name!r}: name that entry in '{key}' or rename it")
+        graphs[own_name] = graph(key, value)
+        return own_name
+
+    default_graph = graph_name("graph", "graph")
+    laplacian = graph_name("laplacian_graph", "laplacian") if "laplacian_graph" in data else default_graph
+    topk = data.get("topk_graphs") or {}
+    if not isinstance(topk, dict):
+        raise ValueError(f"{path}: 'topk_graphs' must map k to a name in 'graphs', got {topk!r}")
+    topk_graphs: dict[int, str] = {}
+    for k, name in topk.items():
+        if isinstance(k, bool) or not str(k).isdigit() or int(k) < 1 or name not in named:
+            raise ValueError(f"{path}: 'topk_graphs' must map k >= 1 to a name in 'graphs' "
+                             f"({sorted(named)}), got {k!r}: {name!r}")
+        topk_graphs[int(k)] = name
     subsets = data.get("subsets") or []
     if not isinstance(subsets, list) or not all(isinstance(x, str) for x in subsets):
         raise ValueError(f"{path}: 'subsets' must be a list of names, got {subsets!r}")
@@ -250,5 +238,5 @@ def load_scheme_file(path: str | Path) -> Scheme:
         name=str(data["name"]), num_landmarks=num_landmarks, flip_permutation=perm,
         inter_ocular=io, inter_pupil=side_pair("inter_pupil") if "inter_pupil" in data else io,
         subsets=tuple(subsets),
-        gcn_graphs=graphs, default_gcn_graph="graph",
-        laplacian_graph="laplacian" if "laplacian" in graphs else "graph")
+        gcn_graphs=graphs, default_gcn_graph=default_graph, topk_graphs=topk_graphs,
+        laplacian_graph=laplacian)

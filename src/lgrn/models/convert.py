@@ -1,19 +1,20 @@
-"""Authors' checkpoints -> lgrn: ``convert_release_state_dict`` renames the release's state-dict keys
+"""Authors' checkpoints -> lgrn, as pure state-dict functions (no file is read here; the files go
+through :mod:`lgrn.models.loading`): ``convert_release_state_dict`` renames the release's state-dict keys
 (``backbone.*``, ``predictor.map_to_node.*``, ``predictor.sem_gcn.*`` with ``W`` / ``e`` / ``bias``,
-``predictor.fc1/fc2.*``; with or without DataParallel's ``module.`` prefix) to lgrn's model and
-drops the backbone's unused ``fc``; ``lgrn convert-checkpoint IN OUT --config CFG`` writes a full
-lgrn checkpoint. Edge logits need no reordering: both the release and lgrn lay them out in
-row-major order of the adjacency pattern (release_state_dict_keys.md, L-GRN.md §2.4).
+``predictor.fc1/fc2.*``; with or without DataParallel's ``module.`` prefix) to lgrn's model and drops
+the backbone's unused ``fc``; ``convert_release_checkpoint`` wraps the result in a full lgrn checkpoint.
+Edge logits need no reordering: both the release and lgrn lay them out in row-major order of the
+adjacency pattern (docs/models.md, "Converting the authors' checkpoints").
 """
 from __future__ import annotations
 
-import argparse
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from .._version import __version__
+from .model import build_model, scheme_for_structure, strip_module_prefix
 
 # (pattern, replacement) applied in order to each release key (after removing "module.").
 _RENAMES = (
@@ -22,11 +23,13 @@ _RENAMES = (
     (re.compile(r"^(head\.sem_gcn\..*)\.W$"), r"\1.weight"),
     (re.compile(r"^(head\.sem_gcn\..*)\.e$"), r"\1.edge_logits"),
 )
-# Constructed but never used by the release's ResNet34Pure (L-GRN.md §2.2, §9 item 13).
+# Constructed but never used by the release's ResNet34Pure (docs/deviations.md, release bug 13).
 _DROPPED_PREFIXES = ("backbone.fc.", "backbone.avgpool.")
 
 
-def _state_dict_of(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+def release_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The state dict of an authors' checkpoint (``checkpoint["state_dict"]``) or the bare state dict
+    itself; ``ValueError`` unless it is a non-empty dict of tensors."""
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError("expected an authors' checkpoint ({'epoch', 'optimizer', 'state_dict'}) or a state dict "
@@ -58,9 +61,7 @@ def convert_release_state_dict(state_dict: dict[str, Any], config: dict) -> dict
     With ``gcn_param.edge_weights: dynamic`` the relation learner (absent from the release) keeps its
     fresh initialisation, whose zero output makes the converted model compute exactly the static one.
     """
-    from .model import build_model, strip_module_prefix
-
-    state = strip_module_prefix(_state_dict_of(state_dict))
+    state = strip_module_prefix(release_state_dict(state_dict))
     ibn = [k for k in state if re.search(r"\.(IN|BN)\.", k)]
     if ibn:
         raise ValueError("this checkpoint comes from the release's 'ResNet34' backbone (IBN-a + CoordConv; keys "
@@ -87,53 +88,20 @@ def convert_release_state_dict(state_dict: dict[str, Any], config: dict) -> dict
     return {k: converted[k] for k in own}
 
 
-def convert_release_checkpoint(checkpoint: dict[str, Any], config: dict) -> dict[str, Any]:
-    """A whole lgrn checkpoint from an authors' one. Weights only: ``optimizer``, ``scheduler``,
-    ``rng`` and ``best_nme`` are None (the release's SGD state indexes a parameter list that
-    includes the dropped fc); ``epoch`` is kept."""
-    from .. import __version__
-    from ..config import get_scheme_for_config
-
+def convert_release_checkpoint(checkpoint: dict[str, Any], config: dict,
+                               lgrn_version: str = __version__) -> dict[str, Any]:
+    """A whole lgrn checkpoint from an authors' one for ``config`` (a resolved config), stamped with
+    ``lgrn_version`` (``lgrn.__version__``). Weights only: ``optimizer``, ``scheduler``, ``rng`` and
+    ``best_nme`` are None (the release's SGD state indexes a parameter list that includes the dropped
+    fc); ``epoch`` is kept."""
     state = convert_release_state_dict(checkpoint, config)
     epoch = checkpoint.get("epoch", 0) if isinstance(checkpoint.get("epoch", 0), int) else 0
     return {"epoch": epoch, "optimizer": None, "state_dict": state, "config": config,
-            "scheme": get_scheme_for_config(config).to_dict(), "scheduler": None, "rng": None,
-            "lgrn_version": __version__, "best_nme": None}
+            "scheme": scheme_for_structure(config["structure"]).to_dict(), "scheduler": None, "rng": None,
+            "lgrn_version": lgrn_version, "best_nme": None}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``lgrn convert-checkpoint IN OUT --config CFG [--set key=value ...]``."""
-    from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-    from ..config import ConfigError, load_config
-    from .model import build_model, load_state_dict_strict
-
-    parser = argparse.ArgumentParser(prog="lgrn convert-checkpoint",
-                                     description="Convert a checkpoint saved by the authors' code (ResNet34Pure + "
-                                                 "BaseGCNPredictor or FCPredictor) into an lgrn checkpoint.")
-    parser.add_argument("input", help="authors' checkpoint (.pth.tar, with or without the 'module.' prefix)")
-    parser.add_argument("output", help="lgrn checkpoint to write")
-    parser.add_argument("--config", required=True, help="the YAML the checkpoint was trained with")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, overrides=args.set)
-        checkpoint = load_checkpoint(args.input)
-        if not is_release_checkpoint(checkpoint):
-            raise ValueError(f"{args.input}: not in the authors' layout (no 'predictor.*' keys); lgrn checkpoints "
-                             "need no conversion")
-        converted = convert_release_checkpoint(checkpoint, config)
-        model = build_model(config, pretrained=False)
-        load_state_dict_strict(model, converted["state_dict"], args.input)  # proves it loads before writing
-        save_checkpoint(args.output, converted)
-    except (ValueError, FileNotFoundError, ConfigError, CheckpointError) as exc:
-        print(f"lgrn convert-checkpoint: error: {exc}", file=sys.stderr)
-        return 1
-    state = _state_dict_of(checkpoint)
-    dropped = [k for k in state if k.removeprefix("module.").startswith(_DROPPED_PREFIXES)]
-    print(f"converted {len(state) - len(dropped)} tensors from {args.input} (dropped unused {dropped}) -> "
-          f"{Path(args.output)} [{config['structure']['predictor_name']}, {config['structure']['num_kpts']} landmarks]")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def dropped_release_keys(checkpoint: dict[str, Any]) -> list[str]:
+    """Keys of an authors' checkpoint (as stored, ``module.`` prefix included) that the conversion drops
+    because the release never uses them (the backbone's ``fc`` / ``avgpool``)."""
+    return [k for k in release_state_dict(checkpoint) if k.removeprefix("module.").startswith(_DROPPED_PREFIXES)]

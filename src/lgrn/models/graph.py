@@ -6,7 +6,8 @@ The adjacency pattern (bool ``[K, K]``, undirected + self-loops) is turned once 
 buffers: the row-major flat positions of its non-zeros (where edge logits are written, exactly in
 the order the release fills them), a float mask and the off-diagonal mask. The forward pass is dense
 tensor algebra only (scatter, softmax, matmul): no sparse tensors, no per-call rebuild, no host
-copies, so it runs on any device, exports to ONNX and compiles (L-GRN.md §2.4, §9 items 2 and 14).
+copies, so it runs on any device, exports to ONNX and compiles (docs/models.md, "Heads";
+docs/deviations.md, release bug 14).
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ class SemGraphConv(nn.Module):
 
     def reset_parameters(self) -> None:
         # The release's init: xavier-uniform with gain 1.414 on the 3-D weight, whose fans PyTorch
-        # computes as F_in * F_out and 2 * F_out (L-GRN.md §2.4).
+        # computes as F_in * F_out and 2 * F_out (docs/models.md, "Heads").
         nn.init.xavier_uniform_(self.weight, gain=1.414)
         nn.init.ones_(self.edge_logits)
         bound = 1.0 / math.sqrt(self.out_features)
@@ -162,7 +163,7 @@ class SemGCN(nn.Module):
 
 
 class RelationLearner(nn.Module):
-    """Per-image edge logits (the paper's dynamic neighbourhood weights, L-GRN.md §8.1):
+    """Per-image edge logits (the paper's dynamic neighbourhood weights, docs/models.md):
     global average pool of the node-embedding map ``[B, 4K, h, w]`` -> Linear -> ReLU -> Linear ->
     ``[B, nnz]`` (row-major over the pattern, not transposed). The last layer starts at zero, so at
     initialisation the dynamic model computes exactly the static one (uniform rows)."""

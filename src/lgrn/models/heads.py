@@ -2,7 +2,7 @@
 input pixels: the L-GRN graph head (map-to-node convs + SemGCN, the release's
 ``BaseGCNPredictor``, with static or per-image dynamic edge weights) and the FC baseline (the
 release's ``FCPredictor``). ``h, w`` come from the crop size (crop_size // 32), never hard-coded;
-the heads receive the adjacency pattern as an array and never read files (L-GRN.md §2.3-2.6).
+the heads receive the adjacency pattern as an array and never read files (docs/models.md, "Heads").
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The release's processed layout (L-GRN.md §5.1): list files with one face per line (2K coordinates,
+"""The release's processed layout (docs/data_formats.md): list files with one face per line (2K coordinates,
 optionally 2K per-coordinate weights, then the image path relative to the root, which is also the
 sample name), the subset-flag file ``*_attr.txt``, and lgrn's crop sidecar ``*_crops.jsonl`` written by
 ``lgrn prepare`` (original image path and the 2x3 original->crop matrix per name). Readers and writers
@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ...atomic import write_text_atomic as write_lines_atomic
+from ...images import image_size
+from ...landmarks import scheme_for_num_landmarks
 from ...textio import read_text_file
 from ..sample import Sample
 
@@ -70,17 +72,6 @@ def check_landmarks_in_image(landmarks: np.ndarray, width: int, height: int, whe
         k, axis = (int(v) for v in bad[0])
         raise ValueError(f"{where}: {_coordinate_field(2 * k + axis)} = {landmarks[k, axis]:g} lies far outside the "
                          f"{width} x {height} image (more than its size beyond the border)")
-
-
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from an image file's header, or None when it cannot be read."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except Exception:
-        return None
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -202,7 +193,6 @@ def read_attributes(path: str | Path, samples: Sequence[Sample],
     if subsets is None:
         if not samples:
             raise ValueError(f"{path}: cannot infer the subset names from an empty sample list; pass subsets")
-        from ...landmarks import scheme_for_num_landmarks  # deferred: only needed for the default
         subsets = scheme_for_num_landmarks(samples[0].num_landmarks).subsets
         if not subsets:
             raise ValueError(f"{path}: the built-in {samples[0].num_landmarks}-landmark scheme has no subsets; "

@@ -13,14 +13,14 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ...landmarks.schemes import WFLW_SUBSETS
 from ..sample import Sample
 from .release_list import _coordinate_field, confined_path, nonblank_lines, parse_number
 
 __all__ = ["WFLW_ATTRIBUTES", "WFLW_SUBSET_FILES", "read_wflw_official", "read_wflw_subset_lists", "face_name"]
 
 NUM_LANDMARKS = 98
-WFLW_ATTRIBUTES = WFLW_SUBSETS   # the six attribute flags of the official lists, in file order
+# The six attribute flags of the official lists, in file order (= the wflw98 scheme's subsets).
+WFLW_ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 # subset list file suffix -> attribute name (the files say "largepose" where the flags say pose)
 WFLW_SUBSET_FILES = {"largepose": "pose", "expression": "expression", "illumination": "illumination",
                      "makeup": "makeup", "occlusion": "occlusion", "blur": "blur"}

@@ -1,15 +1,15 @@
-"""``lgrn synth``: write a synthetic face set to disk in the release's processed format.
+"""Write a synthetic face set to disk in the release's processed format (``lgrn synth``; the formats are
+in docs/data_formats.md, the faces in docs/synthetic.md).
 
-Layout under ``--out DIR``: ``Image/synth_000000.png ...``; ``{split}_{K}pt.txt`` with one line per image
+Layout under ``out_dir``: ``Image/synth_000000.png ...``; ``{split}_{K}pt.txt`` with one line per image
 of 4K+1 tokens (2K coordinates x0 y0 x1 y1 ... in pixels, 2K weights = the landmark's visibility repeated
-for x and y, 1 visible / 0 hidden, then the image path relative to DIR); ``{split}_{K}pt_attr.txt`` with
+for x and y, 1 visible / 0 hidden, then the image path relative to ``out_dir``); ``{split}_{K}pt_attr.txt`` with
 the scheme's subset flags (wflw98: pose expression illumination makeup occlusion blur; 300w68: common
 challenging) then the same path, in the same order (no attribute file for cofw29, whose scheme has no
-subsets). Images are rendered in parallel with ``--workers`` processes; the result does not depend on it.
+subsets). Images are rendered in parallel by ``workers`` processes; the result does not depend on it.
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import sys
 import time
@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from ..landmarks import get_scheme
-from .readers.release_list import format_release_line, write_text_atomic
-from .synthetic import INDEX_MAPS, SyntheticFaces
+from ...landmarks import get_scheme
+from ..readers.release_list import format_release_line, write_text_atomic
+from .faces import SyntheticFaces
 
 # Huffman-only deflate: 30 % faster than level 1 and smaller on these noisy images (~100 kB at 256 px).
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
@@ -105,40 +105,3 @@ def write_synthetic_dataset(out_dir: str | Path, num_images: int, seed: int = 0,
     return SynthSummary(num_images=num_images, list_path=list_path, attr_path=attr_path,
                         attribute_counts=counts, hidden_fraction=hidden, seconds=time.perf_counter() - start)
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lgrn synth", description="Write a synthetic face dataset in the release's processed list format.")
-    parser.add_argument("--num", type=int, required=True, help="number of images")
-    parser.add_argument("--out", required=True, help="output folder (Image/ and the list files go there)")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    parser.add_argument("--seed", type=int, default=0, help="image i depends only on (seed, i) (default 0)")
-    parser.add_argument("--scheme", default="wflw98", choices=sorted(INDEX_MAPS),
-                        help="landmark layout (default wflw98)")
-    parser.add_argument("--split", default="train", choices=("train", "test"), help="list file prefix")
-    parser.add_argument("--occlusion-rate", type=float, default=0.3,
-                        help="probability that a face gets occluders (default 0.3)")
-    parser.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        summary = write_synthetic_dataset(args.out, args.num, seed=args.seed, size=args.size, scheme=args.scheme,
-                                          split=args.split, occlusion_rate=args.occlusion_rate,
-                                          workers=args.workers, progress=not args.no_progress)
-    except (ValueError, OSError) as exc:
-        print(f"lgrn synth: error: {exc}", file=sys.stderr)
-        return 2
-    n = summary.num_images
-    print(f"wrote {n} images ({args.size}x{args.size}, scheme {args.scheme}, seed {args.seed}) to {args.out}")
-    print(f"  list:       {summary.list_path}")
-    if summary.attr_path is not None:
-        print(f"  attributes: {summary.attr_path}")
-    flags = ", ".join(f"{k} {v} ({100.0 * v / n:.0f}%)" for k, v in summary.attribute_counts.items())
-    print(f"  subsets:    {flags}")
-    print(f"  hidden landmarks: {100.0 * summary.hidden_fraction:.1f}%")
-    print(f"  time: {summary.seconds:.1f} s ({n / max(summary.seconds, 1e-9):.0f} images/s, {args.workers} workers)")
-    return 0

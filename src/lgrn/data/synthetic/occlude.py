@@ -9,9 +9,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .synthetic_draw import Painter
-from .synthetic_render import SKIN_TONES
-from .synthetic_shape import FaceGeometry
+from .draw import Painter
+from .render import SKIN_TONES
+from .shape import FaceGeometry
 
 OCCLUDER_KINDS = ("rectangle", "blob", "hand", "glasses")
 OCCLUDER_PROBS = (0.3, 0.3, 0.28, 0.12)

@@ -2,47 +2,32 @@
 drawing whose 98 WFLW landmarks are known exactly (68- and 29-point layouts through index maps), with
 per-landmark visibility (False exactly for landmarks painted over by an occluder, hidden behind the nose
 or turned away from the camera) and WFLW-style subset flags. Images are deterministic per (seed, index),
-whatever the number of worker processes. ``lgrn synth`` writes a set to disk in the release's processed
-list format. Only numpy and OpenCV; geometry in ``synthetic_shape``, drawing in ``synthetic_render`` and
-``synthetic_occlude``, the writer and CLI in ``synthetic_io``.
+whatever the number of worker processes (docs/synthetic.md). Only numpy and OpenCV; geometry in
+:mod:`.shape`, drawing in :mod:`.render`, :mod:`.occlude` and :mod:`.draw`; :mod:`.writer` writes a set to
+disk in the release's processed list format (``lgrn synth``).
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from .sample import Sample
-from .synthetic_draw import inside
-from .synthetic_occlude import degrade as _degrade
-from .synthetic_occlude import draw_occluders
-from .synthetic_render import Look, draw_background, draw_face, sample_look
-from .synthetic_shape import FaceGeometry, build_geometry, load_shape_model, sample_face_params
+from ...landmarks.index_maps import INDEX_MAPS
+from ..sample import Sample
+from .draw import inside
+from .occlude import degrade as _degrade
+from .occlude import draw_occluders
+from .render import Look, draw_background, draw_face, sample_look
+from .shape import FaceGeometry, build_geometry, load_shape_model, sample_face_params
 
-# WFLW 98 -> 300W 68: every other contour point, the upper brow points, bridge and lower nose, six points
-# per eye (corners, two upper, two lower lid points), the 20 mouth points.
-WFLW98_TO_300W68 = (
-    0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32,      # jaw 0-16
-    33, 34, 35, 36, 37, 42, 43, 44, 45, 46,                              # brows 17-26
-    51, 52, 53, 54, 55, 56, 57, 58, 59,                                  # nose 27-35
-    60, 61, 63, 64, 65, 67, 68, 69, 71, 72, 73, 75,                      # eyes 36-47
-    76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87,                      # outer mouth 48-59
-    88, 89, 90, 91, 92, 93, 94, 95)                                      # inner mouth 60-67
-# WFLW 98 -> COFW 29 (order as in the COFW graph: brow outer/inner/top/bottom corners, eye outer/inner/
-# top/bottom, pupils, nose wings, tip, subnasale, mouth corners, lip top/inner/inner/bottom, chin).
-WFLW98_TO_COFW29 = (
-    33, 46, 37, 42, 35, 40, 44, 48,          # brows: outer L/R, inner L/R, top L, bottom L, top R, bottom R
-    60, 72, 64, 68, 62, 66, 70, 74,          # eyes: outer L/R, inner L/R, top L, bottom L, top R, bottom R
-    96, 97,                                  # pupils
-    55, 59, 54, 57,                          # nose wings L/R, tip, subnasale
-    76, 82, 79, 90, 94, 85,                  # mouth corners L/R, upper lip top, inner upper, inner lower, lower
-    16)                                      # chin
-INDEX_MAPS = {"wflw98": tuple(range(98)), "300w68": WFLW98_TO_300W68, "cofw29": WFLW98_TO_COFW29}
 POSE_YAW = 30.0   # |yaw| at or above this (degrees) sets the "pose" flag
 
 
 def landmark_index_map(scheme: str) -> np.ndarray:
-    """Indices ``[K]`` into the 98 WFLW landmarks for a built-in scheme (``wflw98``, ``300w68``, ``cofw29``)."""
+    """Indices ``[K]`` into the 98 WFLW landmarks for a built-in scheme (``wflw98``, ``300w68``, ``cofw29``;
+    the maps are landmark facts: :data:`lgrn.landmarks.index_maps.INDEX_MAPS`)."""
     if scheme not in INDEX_MAPS:
         raise ValueError(f"synthetic faces support the schemes {sorted(INDEX_MAPS)}, got {scheme!r}")
     return np.asarray(INDEX_MAPS[scheme], dtype=np.int64)
@@ -170,7 +155,6 @@ _POOL_FACES: list[SyntheticFaces] = []
 
 
 def _pool_init(faces: SyntheticFaces) -> None:
-    import cv2
     cv2.setNumThreads(1)      # the processes already use the cores
     _POOL_FACES[:] = [faces]
 
@@ -186,13 +170,7 @@ def generate_samples(num_images: int, seed: int = 0, size: int = 256, scheme: st
     faces = SyntheticFaces(num_images, seed=seed, size=size, scheme=scheme, occlusion_rate=occlusion_rate)
     if workers <= 1 or num_images < 2:
         return [faces.sample(i) for i in range(len(faces))]
-    import multiprocessing as mp
     # spawn (not fork): safe whatever threads the parent (e.g. torch) runs.
     with mp.get_context("spawn").Pool(workers, initializer=_pool_init, initargs=(faces,)) as pool:
         return pool.map(_pool_sample, range(num_images), chunksize=max(1, min(32, num_images // (4 * workers))))
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``lgrn synth``: see :func:`lgrn.data.synthetic_io.main`."""
-    from .synthetic_io import main as _main
-    return _main(argv)

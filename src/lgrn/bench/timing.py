@@ -4,7 +4,7 @@ hiccup on a shared machine) with the 10th / 90th percentiles and the extremes. O
 call is timed with CUDA events (the host returns before the kernels finish). On a shared machine the other processes'
 CPU use during the timed calls is measured too (Linux ``/proc/stat`` minus this process's own CPU time),
 and :func:`wait_for_idle` waits for a quiet moment, so every number says what conditions it was taken
-under. Used by ``lgrn bench`` and benchmarks/inference_speed.py.
+under. Used by ``lgrn bench`` (:mod:`lgrn.bench`) and benchmarks/inference_speed.py.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
 __all__ = ["Timing", "time_calls", "load_average", "other_cpu_cores", "wait_for_idle"]
 
@@ -41,12 +42,10 @@ class Timing:
 
 
 def time_calls(function: Callable[[], object], batch: int = 1, warmup: int = 3, min_calls: int = 10,
-               min_seconds: float = 1.0, max_calls: int = 1000, device=None) -> Timing:
+               min_seconds: float = 1.0, max_calls: int = 1000, device: torch.device | None = None) -> Timing:
     """Time ``function()`` (no arguments; bind inputs with a lambda). ``device``: a ``torch.device``;
     on CUDA the calls are timed with CUDA events, elsewhere with ``perf_counter``."""
     cuda = device is not None and device.type == "cuda"
-    if cuda:
-        import torch
     for _ in range(warmup):
         function()
     if cuda:

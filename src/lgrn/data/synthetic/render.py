@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .synthetic_draw import composite, ellipse, fill, polyline
-from .synthetic_shape import BROWS, EYE_LEFT, EYE_RIGHT, FaceGeometry
+from .draw import composite, ellipse, fill, polyline
+from .shape import BROWS, EYE_LEFT, EYE_RIGHT, FaceGeometry
 
 # BGR skin tones from light to dark; a face interpolates between two neighbours.
 SKIN_TONES = np.array([(180, 205, 238), (140, 175, 222), (105, 145, 196), (75, 110, 160), (50, 75, 112)], float)

@@ -1,7 +1,7 @@
-"""Measurement primitives for ``lgrn bench``: a peak-memory probe (CUDA allocator peak on a GPU, a
-sampling thread over the process's resident set on the CPU), GPU utilisation sampling when the
-driver exposes it, and the benchmark record that every measurement produces. The timer is
-:func:`lgrn.timing.time_calls` (medians over repeated calls; CUDA events on a GPU).
+"""Memory and utilisation probes for ``lgrn bench``: a peak-memory probe (CUDA allocator peak on a
+GPU, a sampling thread over the bytes malloc has handed out - or the resident set - on the CPU) and
+GPU utilisation sampling when the driver exposes it. The timer is :func:`lgrn.bench.timing.time_calls`
+(medians over repeated calls; CUDA events on a GPU); the rows are :class:`lgrn.bench.records.BenchRecord`.
 """
 from __future__ import annotations
 
@@ -11,42 +11,15 @@ import os
 import resource
 import statistics
 import threading
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
-from .timing import Timing
-
-KINDS = ("inference", "train", "data")
-
-
-@dataclass
-class BenchRecord:
-    """One row of the benchmark: ``images_per_s`` = batch / (ms_per_batch / 1000).
-
-    ``note`` is printed in the table but not written to JSON (the JSON schema is fixed)."""
-
-    kind: str
-    model: str
-    variant: str
-    batch: int
-    images_per_s: float
-    ms_per_batch: float
-    peak_mem_mb: float
-    note: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"record kind must be one of {KINDS}, got {self.kind!r}")
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("note")
-        return data
+__all__ = ["PeakMemory", "GpuUtilisation", "synchronize"]
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -182,11 +155,3 @@ class GpuUtilisation:
     @property
     def mean(self) -> float | None:
         return statistics.fmean(self.samples) if self.samples else None
-
-
-def make_record(kind: str, model: str, variant: str, batch: int, timing: Timing, peak_mb: float,
-                note: str = "") -> BenchRecord:
-    ms = timing.median_ms
-    return BenchRecord(kind=kind, model=model, variant=variant, batch=int(batch),
-                       images_per_s=batch * 1000.0 / ms if ms > 0 else 0.0, ms_per_batch=ms,
-                       peak_mem_mb=round(peak_mb, 1), note=note)

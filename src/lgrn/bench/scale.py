@@ -1,10 +1,10 @@
 """``lgrn bench --scale``: training at WFLW scale, projected to the release's full schedule.
 
 A synthetic set of WFLW's size (7,500 faces, 256 px, written once in the processed list format by
-``lgrn synth`` and reused) is trained on with the release's WFLW configuration (ResNet-34 L-GRN,
-batch 64, PDB with 9 bins, the release's augmentation, DataLoader workers) through the real trainer
-for a fixed number of steps. The step time is the median interval between optimiser steps after
-warm-up, so data loading that cannot keep up shows in it. The projection multiplies it by the
+``lgrn synth`` and reused; docs/synthetic.md) is trained on with the release's WFLW configuration
+(ResNet-34 L-GRN, batch 64, PDB with 9 bins, the release's augmentation, DataLoader workers;
+docs/training.md) through the real trainer for a fixed number of steps. The step time is the median
+interval between optimiser steps after warm-up, so data loading that cannot keep up shows in it. The projection multiplies it by the
 release's schedule: 500 epochs x floor(len(PDB-expanded set) / 64) iterations, plus 250 test-set
 evaluations of 2,500 images. On a GPU the step intervals come from the same host clock after the
 step's loss has been read back (which waits for the GPU), and GPU utilisation is sampled through
@@ -19,11 +19,17 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from .bench_timing import BenchRecord, GpuUtilisation, PeakMemory
+from ..data.synthetic import write_synthetic_dataset
+from ..engine.evaluate import evaluate
+from ..engine.trainer import Trainer
+from .data import release_augmentation
+from .memory import GpuUtilisation, PeakMemory
+from .models import model_config
+from .records import BenchRecord
+from .throughput import variant_config
 
 logger = logging.getLogger("lgrn")
 
@@ -43,8 +49,6 @@ def default_data_dir() -> Path:
 def ensure_synthetic_set(directory: Path, num_images: int, size: int = 256, workers: int | None = None) -> Path:
     """Write ``num_images`` synthetic faces with ``lgrn synth`` unless a complete list is there;
     returns the list file."""
-    from .data.synthetic_io import write_synthetic_dataset
-
     source = directory / "train_98pt.txt"
     if source.is_file() and sum(1 for line in source.open() if line.strip()) == num_images:
         logger.info("scale: reusing %s (%d faces)", source, num_images)
@@ -61,12 +65,8 @@ def ensure_synthetic_set(directory: Path, num_images: int, size: int = 256, work
 
 def scale_config(source: Path, variant: str, device: torch.device, steps: int, workers: int) -> dict:
     """The release's WFLW training configuration on the synthetic set, one capped epoch."""
-    from .bench_models import model_config
-    from .bench_data import RELEASE_AUGMENT
-    from .engine.throughput import variant_config
-
     config = model_config(SCALE_MODEL, train_param={
-        **RELEASE_AUGMENT, "batch_size": RELEASE_BATCH, "workers": workers, "is_pdb": 9,
+        **release_augmentation(), "batch_size": RELEASE_BATCH, "workers": workers, "is_pdb": 9,
         "criterion": {"type": "WiderWing", "kwargs": {"curvature": 0.5}},
         "train_root": str(source.parent), "train_source": str(source),
         "scheduler": {"milestones": [200, 350], "gamma": 0.2, "epochs": 1},
@@ -82,9 +82,6 @@ def run_scale(device: torch.device, steps: int | None = None, data_dir: str | Pa
               num_images: int = WFLW_TRAIN_IMAGES) -> tuple[list[BenchRecord], list[str]]:
     """Train ``warmup + steps + 1`` steps at WFLW scale (defaults: 5 + 50 on a GPU, 1 + 5 on the
     CPU); return the record and the projection lines."""
-    from .engine.evaluate import evaluate
-    from .engine.trainer import Trainer
-
     if threads is not None:
         torch.set_num_threads(threads)
     steps = steps or (50 if device.type == "cuda" else 5)
@@ -95,21 +92,21 @@ def run_scale(device: torch.device, steps: int | None = None, data_dir: str | Pa
     config = scale_config(source, variant, device, warmup + steps + 1, workers)
     stamps: list[float] = []
 
-    def hook(trainer: Any, epoch: int, iteration: int) -> None:
+    def hook(trainer: Trainer, epoch: int, iteration: int) -> None:
         stamps.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory(prefix="lgrn-scale-") as expname:
         with PeakMemory(device) as memory, GpuUtilisation(device) as utilisation:
             trainer = Trainer(config, expname, progress=False)
             trainer.hooks.append(hook)
-            dataset_size = len(trainer.data.train)
+            dataset_size = len(trainer.data.dataset)
             iterations = trainer.sampler.per_rank // RELEASE_BATCH
             trainer.fit()
         intervals = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:])]
         if not intervals:
             raise RuntimeError(f"--scale needs at least one timed step after {warmup} warm-up steps")
         step_s = statistics.median(intervals)
-        eval_s = _eval_seconds_per_image(trainer, evaluate, device)
+        eval_s = _eval_seconds_per_image(trainer, device)
     images_per_s = RELEASE_BATCH / step_s
     train_hours = RELEASE_EPOCHS * iterations * step_s / 3600
     eval_hours = RELEASE_EVALUATIONS * WFLW_TEST_IMAGES * eval_s / 3600
@@ -129,11 +126,11 @@ def run_scale(device: torch.device, steps: int | None = None, data_dir: str | Pa
     return [record], lines
 
 
-def _eval_seconds_per_image(trainer: Any, evaluate: Any, device: torch.device) -> float:
+def _eval_seconds_per_image(trainer: Trainer, device: torch.device) -> float:
     """Seconds per test image of the trainer's evaluation path (batch 64, the small synthetic set)."""
     model = copy.deepcopy(trainer.model)
     started = time.perf_counter()
     tp = trainer.config["train_param"]
-    evaluate(model, trainer.data.test, trainer.scheme, device, RELEASE_BATCH, 0, amp=tp["amp"],
+    evaluate(model, trainer.test_set, trainer.scheme, device, RELEASE_BATCH, 0, amp=tp["amp"],
              channels_last=bool(tp["channels_last"]), progress=False)
-    return (time.perf_counter() - started) / len(trainer.data.test)
+    return (time.perf_counter() - started) / len(trainer.test_set)

@@ -1,7 +1,8 @@
-"""Training-step throughput for the benchmark: images/s of one full step (forward, loss, backward,
-SGD update) of a config's model on random inputs, for the faithful ``fp32`` path (eager, float32,
-contiguous, as released) or the ``fast`` path (bf16 autocast + channels_last, plus torch.compile
-when the config asks for it). Data loading is not included (the benchmark measures it apart).
+"""Training-step throughput for ``lgrn bench`` (docs/training.md, "fast path"): images/s of one full
+step (forward, loss, backward, SGD update) of a config's model on random inputs, for the faithful
+``fp32`` path (eager, float32, contiguous, as released) or the ``fast`` path (bf16 autocast +
+channels_last, plus torch.compile when the config asks for it). Data loading is not included (the
+benchmark measures it apart).
 """
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from typing import Any
 
 import torch
 
-from .runtime import autocast_context, resolve_device
+from ..engine.runtime import autocast_context, resolve_device
+from ..engine.schedule import build_optimizer
+from ..losses import build_criterion
+from ..models import build_model
 
 VARIANTS = ("fp32", "fast", "config")
 
@@ -49,10 +53,6 @@ def train_step_throughput(config: dict, batch_size: int, steps: int, variant: st
     Returns a benchmark record ``{"kind": "train", "model", "variant", "batch", "images_per_s",
     "ms_per_batch", "peak_mem_mb"}`` (peak memory: CUDA allocator peak on GPU, the process's maximum
     resident size on CPU)."""
-    from ..losses import build_criterion
-    from ..models import build_model
-    from .schedule import build_optimizer
-
     if steps < 1 or batch_size < 1:
         raise ValueError("steps and batch_size must be >= 1")
     config = variant_config(config, variant)

@@ -16,19 +16,34 @@ import cv2
 import numpy as np
 import torch
 
-from .bench_timing import BenchRecord, PeakMemory, make_record
+from ..config import get_scheme_for_config, resolve_config
+from ..data.cache import build_image_cache, load_image
+from ..data.dataset import LandmarkDataset
+from ..data.gpu_augment import GpuAugment
+from ..data.sample import Sample
+from ..data.synthetic import SyntheticFaces
+from ..data.transforms import TrainTransform
+from .memory import PeakMemory
+from .models import shipped_config
+from .records import BenchRecord, make_record
 from .timing import Timing, time_calls
-from .config import resolve_config
 
-# The release's WFLW augmentation (experiments/WLFW/config_resnet.yaml).
-RELEASE_AUGMENT = {"rotation": 40, "translate_rate": 0.1, "scale_min": 0.9314, "scale_max": 1.0686,
-                   "mirror": True, "is_occluded": True}
+# The release's training augmentation keys (docs/augmentation.md), read from the WFLW config.
+AUGMENT_KEYS = ("rotation", "translate_rate", "scale_min", "scale_max", "mirror", "is_occluded")
+AUGMENT_FILE = "WLFW/config_resnet.yaml"
+
+
+def release_augmentation() -> dict:
+    """The release's WFLW augmentation (``train_param`` keys of experiments/WLFW/config_resnet.yaml)."""
+    train_param = shipped_config(AUGMENT_FILE)["train_param"]
+    return {key: train_param[key] for key in AUGMENT_KEYS}
 
 
 def pipeline_config(crop_size: int = 256, interpolation: str = "nearest", num_landmarks: int = 98) -> dict:
+    """Resolved config of the benchmarked data pipeline: the release's augmentation at ``crop_size``."""
     common = {"num_kpts": num_landmarks, "is_color": True, "crop_size": crop_size}
     raw = {"structure": dict(common), "test_param": dict(common),
-           "train_param": {**common, **RELEASE_AUGMENT, "interpolation": interpolation}}
+           "train_param": {**common, **release_augmentation(), "interpolation": interpolation}}
     return resolve_config(raw, source="<bench data pipeline>")
 
 
@@ -36,9 +51,6 @@ def write_crops(directory: str | Path, count: int, size: int = 256, scheme: str 
                 quality: int = 95) -> list:
     """Write ``count`` synthetic face crops as JPEG files; return their ``Sample`` records (image
     on disk, not in memory)."""
-    from .data.sample import Sample
-    from .data.synthetic import SyntheticFaces
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     faces = SyntheticFaces(count, seed=7, size=size, scheme=scheme)
@@ -85,11 +97,6 @@ def bench_data(samples: list, batch: int, min_seconds: float, workdir: str | Pat
                crop_size: int = 256) -> list[BenchRecord]:
     """Records ``kind="data"``, model ``pipeline-<crop_size>``, ``batch`` images per timed call
     (``samples``: crops of ``crop_size`` pixels on disk, from :func:`write_crops`)."""
-    from .config import get_scheme_for_config
-    from .data.cache import build_image_cache, load_image
-    from .data.dataset import LandmarkDataset
-    from .data.transforms import TrainTransform
-
     config = pipeline_config(crop_size, interpolation="nearest")
     scheme = get_scheme_for_config(config)
     model = f"pipeline-{crop_size}"
@@ -152,8 +159,6 @@ def bench_gpu_augment(samples: list, scheme: Any, cache: Any, batch: int, interp
                       device: torch.device, min_seconds: float, model: str, crop_size: int = 256) -> list[BenchRecord]:
     """``GpuAugment`` on ``device`` over a collated uint8 batch (the worker side only decodes:
     ``RawTransform``), with the benchmark's torch threads (it runs in the training process)."""
-    from .data.gpu_augment import GpuAugment
-
     images = torch.from_numpy(np.stack([cache[i % len(cache)] for i in range(batch)])).to(device)
     landmarks = torch.from_numpy(np.stack([np.asarray(samples[i % len(samples)].landmarks, dtype=np.float32)
                                            for i in range(batch)])).to(device)

@@ -20,8 +20,13 @@ import cv2
 import numpy as np
 import torch
 
-from .bench_models import build_bench_model, random_images
-from .bench_timing import BenchRecord, PeakMemory, make_record
+from .. import export
+from ..config import get_scheme_for_config
+from ..data.synthetic import SyntheticFaces
+from ..images import normalize_image
+from .memory import PeakMemory
+from .models import build_bench_model, random_images
+from .records import BenchRecord, make_record
 from .timing import Timing, time_calls
 
 logger = logging.getLogger("lgrn")
@@ -65,9 +70,10 @@ def _torch_runner(model: torch.nn.Module, backend: str, images: torch.Tensor) ->
 
 
 class OnnxFiles:
-    """ONNX files of the benchmarked models, exported once per (model, precision) with
-    ``lgrn.export`` and kept in a temporary directory for the run (int8 quantisation starts from the
-    fp32 file and is calibrated on synthetic face crops)."""
+    """ONNX files of the benchmarked models, exported once per (model, precision) with ``lgrn.export``
+    (which imports onnx / onnxruntime only when it runs: optional extras) and kept in a temporary
+    directory for the run (int8 quantisation starts from the fp32 file and is calibrated on synthetic
+    face crops; docs/inference.md)."""
 
     def __init__(self, workdir: str | Path | None = None, threads: int | None = None,
                  calibration_images: int = 16) -> None:
@@ -78,8 +84,6 @@ class OnnxFiles:
         self.export_seconds: dict[tuple[str, str], float] = {}
 
     def path(self, name: str, model: torch.nn.Module, config: dict, int8: bool) -> Path:
-        from . import export  # lazy: onnx / onnxruntime are optional extras
-
         fp32 = self.workdir / f"{name}.onnx"
         if not fp32.is_file():
             started = time.perf_counter()
@@ -96,8 +100,6 @@ class OnnxFiles:
         return quantised
 
     def session(self, path: Path) -> Any:
-        from . import export
-
         return export.load_onnx_model(path, threads=self.threads)
 
     def close(self) -> None:
@@ -108,10 +110,6 @@ class OnnxFiles:
 def calibration_inputs(config: dict, count: int) -> np.ndarray:
     """``[N, C, S, S]`` normalised synthetic face crops for int8 calibration (face-like statistics
     set the activation ranges; speed does not depend on them, accuracy does)."""
-    from .config import get_scheme_for_config
-    from .data.synthetic import SyntheticFaces
-    from .data.transforms import normalize_image
-
     structure = config["structure"]
     faces = SyntheticFaces(count, seed=123, size=structure["crop_size"], scheme=get_scheme_for_config(config).name)
     images = [faces.sample(i).image for i in range(count)]

@@ -1,9 +1,9 @@
 """Training-step measurements for ``lgrn bench``: one full step (forward, Soft Wing + Laplacian loss,
 backward, SGD update) on a pre-made batch, for the faithful ``fp32`` path (eager, float32,
 contiguous, as released) and the ``fast`` path (bf16 autocast + channels_last; ``fast+compile``
-adds ``torch.compile``). The step itself is the engine's
-:func:`lgrn.engine.throughput.train_step_throughput`; this module wraps it in the benchmark's
-memory probe and turns its result into table records.
+adds ``torch.compile``; docs/training.md). The step itself is
+:func:`lgrn.bench.throughput.train_step_throughput`; this module wraps it in the benchmark's memory
+probe and turns its result into table records.
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import logging
 
 import torch
 
-from .bench_timing import BenchRecord, PeakMemory
+from .memory import PeakMemory
+from .records import BenchRecord
+from .throughput import train_step_throughput
 
 logger = logging.getLogger("lgrn")
 TRAIN_VARIANTS = ("fp32", "fast", "fast+compile")
@@ -22,8 +24,6 @@ def bench_train_steps(name: str, config: dict, batch: int, steps: int, variants:
                       device: torch.device, warmup: int = 2) -> list[BenchRecord]:
     """Records ``kind="train"`` for each variant at the same ``batch`` (images/s = batch x steps /
     seconds of the timed steps, after ``warmup`` untimed steps)."""
-    from .engine.throughput import train_step_throughput
-
     unknown = set(variants) - set(TRAIN_VARIANTS)
     if unknown:
         raise ValueError(f"unknown training variant(s) {sorted(unknown)}; expected some of {TRAIN_VARIANTS}")

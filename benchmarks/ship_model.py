@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from lgrn.checkpoint import load_checkpoint  # noqa: E402
-from lgrn.engine.runtime import atomic_write_text  # noqa: E402
+from lgrn.atomic import write_text_atomic  # noqa: E402
 from lgrn.models import count_parameters, load_model  # noqa: E402
 from lgrn.pretrained import DEFAULT_MODEL, HERE, PRETRAINED, pack_checkpoint  # noqa: E402
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(target)
     text = card_text(args.name, result, model.config, count_parameters(model), int(source["epoch"]),
                      float(source["best_nme"]), args.command, target.stat().st_size / 2 ** 20, args.note)
-    atomic_write_text(target.with_suffix(".md"), text)
+    write_text_atomic(target.with_suffix(".md"), text)
     print(f"wrote {target} ({target.stat().st_size / 2 ** 20:.1f} MB) and {target.with_suffix('.md')}")
     return 0
 

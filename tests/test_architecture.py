@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # The layers of docs and README ("Layout"): a module may import its own layer or a lower one.
 LAYERS: dict[str, int] = {
     "lgrn._version": 0, "lgrn.atomic": 0, "lgrn.textio": 0, "lgrn.geometry": 0, "lgrn.config": 0, "lgrn.landmarks": 0,
-    "lgrn.images": 0,
+    "lgrn.images": 0, "lgrn.drawing": 0,
     "lgrn.data": 1, "lgrn.models": 1, "lgrn.checkpoint": 1, "lgrn.losses": 1, "lgrn.metrics": 1,
     "lgrn.detect": 1, "lgrn.pretrained": 1, "lgrn.backends": 1, "lgrn.smoothing": 1,
     "lgrn.engine": 2, "lgrn.inference": 2, "lgrn.export": 2, "lgrn.predict": 2, "lgrn.serve": 2,

@@ -16,7 +16,7 @@ from lgrn.engine.evaluate import evaluate
 from lgrn.engine.report import write_reports
 from lgrn.geometry import apply_affines, invert_affines
 from lgrn.atomic import atomic_write
-from lgrn.engine.runtime import atomic_write_text
+from lgrn.atomic import write_text_atomic
 from lgrn.engine.schedule import lr_per_epoch
 from lgrn.bench.throughput import train_step_throughput
 from lgrn.engine.trainer import Trainer
@@ -79,7 +79,7 @@ def test_distributed_sampler_shards_cover_each_sample_once_and_weighted_draws_fo
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     path = tmp_path / "nme.txt"
-    atomic_write_text(path, "old\n")
+    write_text_atomic(path, "old\n")
 
     def crash_half_way(handle) -> None:
         handle.write(b"partial")

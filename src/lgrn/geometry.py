@@ -16,7 +16,7 @@ import numpy as np
 __all__ = ["landmark_box", "square_crop_box", "square_box_from_bbox", "crop_matrix", "apply_affine",
            "invert_affine", "apply_affines", "invert_affines", "compose_affine", "warp", "cut_crop"]
 
-_INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR}
 
 
 def _as_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -114,8 +114,8 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int], int
     """Warp ``image [H, W]`` or ``[H, W, C]`` with ``matrix`` (source -> destination pixels) into an output
     of ``size`` (int = square, or (width, height)). Outside the source is filled with ``border_value`` (one
     value for every channel, or one per channel)."""
-    if interpolation not in _INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}, got {interpolation!r}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {interpolation!r}")
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"image must have shape [H, W] or [H, W, C], got {image.shape}")
@@ -124,7 +124,7 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int], int
     # cv2 reads a bare number as (v, 0, 0, 0): spread it over every channel ourselves.
     values = np.broadcast_to(np.asarray(border_value, dtype=np.float64).reshape(-1), (channels,))
     border = tuple(float(v) for v in values) + (0.0,) * max(0, 4 - channels)
-    return cv2.warpAffine(image, _as_matrix(matrix), (out_w, out_h), flags=_INTERPOLATIONS[interpolation],
+    return cv2.warpAffine(image, _as_matrix(matrix), (out_w, out_h), flags=INTERPOLATIONS[interpolation],
                           borderMode=cv2.BORDER_CONSTANT, borderValue=border[:4])
 
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .drawing import GREEN, RED, draw_box, draw_points
 from .detect import FaceDetector, HaarFaceDetector, as_boxes, box_iou, default_detector
 from .images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadError, read_image
 from .inference import FaceAligner, FaceLandmarks
@@ -99,11 +100,8 @@ def draw_landmarks(image: np.ndarray, result: FaceLandmarks, landmarks: np.ndarr
     landmarks = result.landmarks if landmarks is None else landmarks
     for box, points in zip(result.boxes, landmarks):
         side = float(box[2] - box[0])
-        thickness = max(1, round(side / 150))
-        cv2.rectangle(canvas, (round(box[0]), round(box[1])), (round(box[2]), round(box[3])), (0, 255, 0), thickness)
-        for x, y in points:
-            cv2.circle(canvas, (round(float(x)), round(float(y))), max(1, round(side / 100)), (0, 0, 255), -1,
-                       cv2.LINE_AA)
+        draw_box(canvas, box, GREEN, max(1, round(side / 150)))
+        draw_points(canvas, points, max(1, round(side / 100)), RED)
     return canvas
 
 

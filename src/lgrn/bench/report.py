@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_text_atomic
 from ..engine.runtime import cpu_capability, resolve_amp
 from .records import BenchRecord
 
@@ -76,4 +77,4 @@ def write_json(path: str | Path, records: list[BenchRecord]) -> None:
     """Write the records as a JSON list (parent folders created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([r.to_json() for r in records], indent=2) + "\n")
+    write_text_atomic(path, json.dumps([r.to_json() for r in records], indent=2) + "\n")

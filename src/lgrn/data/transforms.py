@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..geometry import INTERPOLATIONS
 from ..images import normalize_image  # the network-input convention has one definition, in lgrn.images
 from ..landmarks import Scheme
 
@@ -26,7 +27,6 @@ OCCLUDER_ASPECT = (0.4, 2.5)
 BLUR_PROB = 0.2                # each of Gaussian and motion blur
 GAUSSIAN_SIGMA = 2.0
 MOTION_KERNEL_SIZE = 5
-INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR}
 BLUR_NONE, BLUR_GAUSSIAN, BLUR_MOTION = 0, 1, 2
 
 

@@ -35,7 +35,8 @@ from .distributed import DistContext
 from .evaluate import dataset_samples, evaluate
 from .loaders import selection_text
 from .report import THRESHOLD, write_reports
-from .runtime import atomic_write_text, resolve_device
+from ..atomic import write_text_atomic
+from .runtime import resolve_device
 from .trainer import Trainer
 
 logger = logging.getLogger("lgrn")
@@ -51,7 +52,7 @@ def train(config: dict, expname: Path, load_path: Path | None = None, resume: bo
     ``resume`` continues exactly from it (default ``expname/checkpoint.pth.tar``)."""
     ctx = ctx or DistContext()
     if ctx.is_main:
-        atomic_write_text(expname / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        write_text_atomic(expname / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     trainer = Trainer(config, expname, load_path=load_path, resume=resume, keep_snapshots=keep_snapshots,
                       visualize=visualize, record_indices=record_indices, progress=progress, ctx=ctx)
     summary = trainer.fit()
@@ -111,7 +112,7 @@ def evaluate_detector_crops(aligner: Any, expname: Path, config: dict | None, ov
     result = evaluate_with_detector(aligner, faces_from_prepared(samples, tp["val_source"], images_root))
     summary = result.summary()
     summary["gt_crops_nme_io"] = gt_report["overall"]["nme_io"]
-    atomic_write_text(expname / "detector_crops.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(expname / "detector_crops.json", json.dumps(summary, indent=2) + "\n")
     logger.info("NME inter-ocular: %.6f with ground-truth crops, %.6f with %s crops on the %d of %d faces it found "
                 "(%d missed, counted as failures: FR@0.1 %.4f, AUC@0.1 %.4f) -> %s", gt_report["overall"]["nme_io"],
                 summary["nme_io_found"], summary["detector"], summary["found"], summary["faces"], summary["missed"],
@@ -148,7 +149,7 @@ def evaluate_checkpoints(expname: Path, config: dict | None = None, overrides: S
     if ctx.is_main:
         lines = ["Name,ION,IPN,FR,AUC"] + [f"{r['Name']},{r['ION']!r},{r['IPN']!r},{r['FR']!r},{r['AUC']!r}"
                                           for r in rows]
-        atomic_write_text(expname / "ckpts.csv", "\n".join(lines) + "\n")
+        write_text_atomic(expname / "ckpts.csv", "\n".join(lines) + "\n")
         best_ion = min(rows, key=lambda r: r["ION"] if not math.isnan(r["ION"]) else math.inf)
         best_ipn = min(rows, key=lambda r: r["IPN"] if not math.isnan(r["IPN"]) else math.inf)
         logger.info("min ION %.6f (%s), min IPN %.6f (%s) -> %s", best_ion["ION"], best_ion["Name"],

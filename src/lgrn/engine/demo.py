@@ -30,7 +30,8 @@ from . import state as ckpt
 from .demo_real import run_real_faces
 from .evaluate import EvalResult, dataset_samples, evaluate
 from .report import draw_landmarks, plot_ced, sample_image, visibility_split
-from .runtime import atomic_write_text, run_logging
+from ..atomic import write_text_atomic
+from .runtime import run_logging
 from .trainer import Trainer
 
 logger = logging.getLogger("lgrn")
@@ -135,8 +136,8 @@ def run_demo(out: Path, quick: bool = False, progress: bool = True,
             f"channels_last={first['train_param']['channels_last']}); best checkpoint chosen on a validation "
             "split; NME by inter-ocular distance; ms / face = eager fp32 batch 1 on this CPU with "
             f"{torch.get_num_threads()} threads.")
-    atomic_write_text(out / "results.md", results_markdown(rows, note))
-    atomic_write_text(out / "results.json", json.dumps({"rows": rows, "note": note}, indent=2) + "\n")
+    write_text_atomic(out / "results.md", results_markdown(rows, note))
+    write_text_atomic(out / "results.json", json.dumps({"rows": rows, "note": note}, indent=2) + "\n")
     plot_ced({name: r.nme_io for name, r in results.items()}, out / "ced.png")
     grid = prediction_grid(results, dataset_samples(test_set))
     ok, encoded = cv2.imencode(".png", grid)

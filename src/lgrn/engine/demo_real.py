@@ -26,7 +26,7 @@ from ..inference import FaceAligner
 from ..metrics import nme
 from ..predict import draw_landmarks
 from ..pretrained import DEFAULT_MODEL
-from .runtime import atomic_write_text
+from ..atomic import write_text_atomic
 
 logger = logging.getLogger("lgrn")
 
@@ -101,7 +101,7 @@ def run_real_faces(out: Path, photos: Path | None = None, cell: int = 256, colum
     summary = {"model": DEFAULT_MODEL, "detector": type(aligner.detector).__name__, "images": len(records),
                "faces": sum(r["faces"] for r in records), "annotated_faces_found": len(errors),
                "mean_nme_inter_ocular": float(np.mean(errors)) if errors else None, "records": records}
-    atomic_write_text(out / "real_faces.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "real_faces.json", json.dumps(summary, indent=2) + "\n")
     line = (f"shipped model {DEFAULT_MODEL} on {summary['images']} real photo(s): {summary['faces']} face(s) found"
             + (f"; mean inter-ocular NME {100 * summary['mean_nme_inter_ocular']:.2f}% on the "
                f"{len(errors)} annotated 300-W test face(s) (default-detector crops)" if errors else ""))

@@ -22,15 +22,15 @@ import numpy as np
 
 from .. import metrics
 from ..atomic import write_bytes_atomic
+from ..drawing import GREEN, RED, draw_points
 from ..geometry import apply_affines, invert_affines
 from ..images import read_bgr8
 from .evaluate import EvalResult
-from .runtime import atomic_write_text
+from ..atomic import write_text_atomic
 
 logger = logging.getLogger("lgrn")
 
 THRESHOLD = 0.1
-NORMS = ("inter_ocular", "inter_pupil")
 AUC_NOTE = ("AUC@0.1 'release' convention: CED sampled at t = 0.005..0.1 (20 points), trapezoid x 10, "
             "maximum 0.95; 'auc_exact' integrates the empirical CED from 0.")
 
@@ -63,8 +63,8 @@ def analysis(result: EvalResult, scheme: Any, info: dict[str, Any] | None = None
     """The numbers of ``analysis.json``: overall and per-subset NME / FR@0.1 / AUC@0.1 with the
     ``norm`` normalisation (``test_param.norm``), the mean IO and IP NME, the visible/occluded split
     and the run ``info`` (checkpoint, selection rule...)."""
-    if norm not in NORMS:
-        raise ValueError(f"test_param.norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    if norm not in metrics.NORMS:
+        raise ValueError(f"test_param.norm must be one of {', '.join(metrics.NORMS)}, got {norm!r}")
     nmes = result.nme_io if norm == "inter_ocular" else result.nme_ip
     overall = metrics.summarize(nmes, THRESHOLD)
     overall["nme_io"] = metrics.summarize(result.nme_io, THRESHOLD)["nme"]
@@ -142,11 +142,8 @@ def draw_landmarks(image: np.ndarray, predicted: np.ndarray, ground_truth: np.nd
     canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     radius = max(1, round(min(canvas.shape[:2]) / 256))
     if ground_truth is not None:
-        for x, y in ground_truth:
-            cv2.circle(canvas, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1, cv2.LINE_AA)
-    for x, y in predicted:
-        cv2.circle(canvas, (int(round(x)), int(round(y))), radius + 1, (0, 255, 0), 1, cv2.LINE_AA)
-    return canvas
+        draw_points(canvas, ground_truth, radius, RED)
+    return draw_points(canvas, predicted, radius + 1, GREEN, thickness=1)
 
 
 def sample_image(sample: Any) -> np.ndarray:
@@ -189,17 +186,17 @@ def write_reports(result: EvalResult, out_dir: str | Path, scheme: Any, info: di
     release's inter-ocular NME per image; ``analysis.*`` and ``ced.png`` use ``norm``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "nme.txt",
+    write_text_atomic(out_dir / "nme.txt",
                       "".join(f"{float(v)!r} {n}\n" for v, n in zip(result.nme_io, result.names, strict=True)))
-    atomic_write_text(out_dir / "lmk.txt", _landmark_lines(result.predictions, result.names))
+    write_text_atomic(out_dir / "lmk.txt", _landmark_lines(result.predictions, result.names))
     known = [i for i, m in enumerate(result.original_matrices) if m is not None]
     if known:
         to_original = invert_affines(np.stack([result.original_matrices[i] for i in known]))
         original = apply_affines(result.predictions[known], to_original)
-        atomic_write_text(out_dir / "lmk_original.txt", _landmark_lines(original, [result.names[i] for i in known]))
+        write_text_atomic(out_dir / "lmk_original.txt", _landmark_lines(original, [result.names[i] for i in known]))
     report = analysis(result, scheme, info, norm)
-    atomic_write_text(out_dir / "analysis.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out_dir / "analysis.md", analysis_markdown(report))
+    write_text_atomic(out_dir / "analysis.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out_dir / "analysis.md", analysis_markdown(report))
     plot_ced({str((info or {}).get("model", "model")): result.nme_io if norm == "inter_ocular" else result.nme_ip},
              out_dir / "ced.png", norm=norm)
     if visualize:

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..atomic import write_text_atomic as atomic_write_text  # noqa: F401  (the engine's name for it)
 
 LOGGER_NAME = "lgrn"
 logger = logging.getLogger(LOGGER_NAME)

@@ -38,8 +38,8 @@ from .distributed import DistContext, all_gather_objects, all_reduce_mean, any_r
 from .evaluate import dataset_samples, evaluate
 from .loaders import build_train_loader, selection_set
 from .report import write_reports
-from .runtime import (atomic_write_text, autocast_context, resolve_device, restore_rng_state, seed_everything,
-                      to_device_images)
+from ..atomic import write_text_atomic
+from .runtime import autocast_context, resolve_device, restore_rng_state, seed_everything, to_device_images
 from .schedule import build_optimizer, build_scheduler, load_scheduler_state, scheduler_state
 
 logger = logging.getLogger("lgrn")
@@ -399,7 +399,7 @@ class Trainer:
                 continue
             if isinstance(record, dict) and record.get("epoch", 0) < start_epoch:
                 kept.append(line)
-        atomic_write_text(path, "".join(line + "\n" for line in kept))
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
     def _record_indices(self, epoch: int, indices: list[int]) -> None:
         folder = self.expname / "indices"

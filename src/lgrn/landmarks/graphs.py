@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text_atomic
 from ..textio import read_text_file
 
 GRAPH_DIR = Path(__file__).with_name("graphs")
@@ -129,4 +130,4 @@ def write_edges(path: str | Path, edges: np.ndarray, weights: np.ndarray | None 
     if len(weights) != len(edges):
         raise ValueError(f"write_edges: {len(edges)} edges but {len(weights)} weights")
     lines = [f"{int(i)} {int(j)} {float(w):.15g}" for (i, j), w in zip(edges, weights)]
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from lgrn.data.readers import read_300w, read_wflw_official  # noqa: E402
 from lgrn.detect import HaarFaceDetector, RetinaFaceDetector, calibrate_detector, match_faces  # noqa: E402
-from lgrn.inference import read_image  # noqa: E402
+from lgrn.images import read_image  # noqa: E402
 
 
 def shared_root() -> Path:

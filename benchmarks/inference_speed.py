@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 import lgrn  # noqa: E402
-from lgrn.export import export_onnx, load_onnx_model, quantize_int8  # noqa: E402
-from lgrn.inference import torch_network  # noqa: E402
+from lgrn.backends import load_onnx_model, torch_network  # noqa: E402
+from lgrn.export import export_onnx, quantize_int8  # noqa: E402
 from lgrn.models import build_model  # noqa: E402
 from lgrn.bench.timing import Timing, load_average, time_calls, wait_for_idle  # noqa: E402
 
@@ -44,7 +44,7 @@ def synthetic_crops(config: dict, count: int) -> np.ndarray:
     """``[N, C, S, S]`` network inputs from synthetic faces (real-looking statistics for calibration)."""
     from lgrn.config import get_scheme_for_config
     from lgrn.data.synthetic import SyntheticFaces
-    from lgrn.inference import crop_faces
+    from lgrn.images import crop_faces
     from lgrn.geometry import square_crop_box
 
     structure = config["structure"]

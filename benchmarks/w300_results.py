@@ -38,7 +38,8 @@ from lgrn.data.dataset import build_test_dataset  # noqa: E402
 from lgrn.data.readers import read_300w  # noqa: E402
 from lgrn.engine.detector_eval import evaluate_with_detector  # noqa: E402
 from lgrn.engine.evaluate import evaluate  # noqa: E402
-from lgrn.inference import FaceAligner, torch_network  # noqa: E402
+from lgrn.backends import load_onnx_model, torch_network  # noqa: E402
+from lgrn.inference import FaceAligner  # noqa: E402
 from lgrn.models import load_model  # noqa: E402
 from lgrn.pretrained import DEFAULT_MODEL, pretrained_path  # noqa: E402
 
@@ -108,7 +109,7 @@ def calibration_crops(model, config: dict, count: int = CALIBRATION_FACES) -> np
 
 
 def int8_change(model, config: dict, workdir: Path) -> dict:
-    from lgrn.export import export_onnx, load_onnx_model, quantize_int8
+    from lgrn.export import export_onnx, quantize_int8
 
     fp32_path = export_onnx(model, workdir / "model.onnx", sidecar=False)
     int8_path = quantize_int8(fp32_path, workdir / "model.int8.onnx", calibration_crops(model, config), sidecar=False)

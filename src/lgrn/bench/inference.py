@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import export
+from ..backends import load_onnx_model
 from ..config import get_scheme_for_config
 from ..data.synthetic import SyntheticFaces
 from ..images import normalize_image
@@ -100,7 +101,7 @@ class OnnxFiles:
         return quantised
 
     def session(self, path: Path) -> Any:
-        return export.load_onnx_model(path, threads=self.threads)
+        return load_onnx_model(path, threads=self.threads)
 
     def close(self) -> None:
         if self._tmp is not None:

@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lgrn evaluate", description="evaluate a checkpoint or an ONNX model")
     parser.add_argument("--config", default=None, help="config for the test data (default: the checkpoint's)")
     parser.add_argument("--expname", required=True, help="folder for the reports")
-    parser.add_argument("--eval_ckpts", "--eval-ckpts", dest="eval_ckpts", action="store_true")
+    parser.add_argument("--eval_ckpts", "--eval-ckpts", dest="eval_ckpts", action="store_true",
+                        help="evaluate every checkpoint_<epoch>.pth.tar (+ latest, best) in EXPNAME -> ckpts.csv")
     parser.add_argument("--model", "--checkpoint", dest="model", default=None, help="alias of --load_path")
     parser.add_argument("--crops", choices=("gt", "detector"), default="gt",
                         help="gt (default): crops from the ground-truth landmark box, as the papers; detector: "
